@@ -1,0 +1,274 @@
+"""Relational state of an index: one row per file path, plus index runs and settings.
+
+SQLite in WAL mode through SQLAlchemy Core, so a PostgreSQL URL can take its place later without
+a second code path. Every write is one transaction: a killed process keeps all or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+
+INDEXED = "indexed"
+SKIPPED = "skipped"
+PENDING = "pending"  # the store lost the unit this row points at; the next run redoes it
+
+_metadata = MetaData()
+
+files_table = Table(
+    "files",
+    _metadata,
+    Column("path", Text, primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("mtime_ns", Integer, nullable=False),
+    Column("content_hash", String(64), index=True),
+    Column("status", String(16), nullable=False, index=True),
+    Column("reason", Text),
+    Column("kind", String(16), nullable=False, default="image"),
+    Column("updated_at", Float, nullable=False),
+)
+
+meta_table = Table(
+    "meta",
+    _metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+runs_table = Table(
+    "runs",
+    _metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Column("roots", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("summary", Text),
+)
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What the catalog knows of one file path."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    status: str
+    content_hash: str | None = None
+    reason: str | None = None
+    kind: str = "image"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    started_at: float
+    finished_at: float | None
+    roots: list[str]
+    status: str
+    summary: dict[str, int]
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._engine: Engine = create_engine(f"sqlite:///{path}", future=True)
+        event.listen(self._engine, "connect", _sqlite_pragmas)
+        _metadata.create_all(self._engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # settings bound to this index
+    def get_meta(self, key: str) -> str | None:
+        with self._engine.connect() as conn:
+            return conn.execute(select(meta_table.c.value).where(meta_table.c.key == key)).scalar()
+
+    def set_meta(self, key: str, value: str) -> None:
+        stmt = sqlite_insert(meta_table).values(key=key, value=value)
+        with self._engine.begin() as conn:
+            conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
+
+    # files
+    def records_under(self, roots: Sequence[Path]) -> dict[str, FileRecord]:
+        """Every record whose path is one of `roots` or lies below one of them."""
+        prefixes = [str(root) for root in roots]
+        found: dict[str, FileRecord] = {}
+        with self._engine.connect() as conn:
+            for prefix in prefixes:
+                below = prefix.rstrip(os.sep) + os.sep
+                cond = (files_table.c.path == prefix) | (
+                    func.substr(files_table.c.path, 1, len(below)) == below
+                )
+                for row in conn.execute(select(files_table).where(cond)):
+                    found[row.path] = _record(row)
+        return found
+
+    def record(self, path: str) -> FileRecord | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(files_table).where(files_table.c.path == path)).first()
+        return _record(row) if row else None
+
+    def save(self, records: Sequence[FileRecord]) -> None:
+        """Insert or replace file records, all in one transaction."""
+        if not records:
+            return
+        now = time.time()
+        rows = [{**record.__dict__, "updated_at": now} for record in records]
+        stmt = sqlite_insert(files_table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["path"],
+            set_={c: stmt.excluded[c] for c in rows[0] if c != "path"},
+        )
+        with self._engine.begin() as conn:
+            conn.execute(stmt, rows)
+
+    def remove(self, paths: Iterable[str]) -> int:
+        paths = list(paths)
+        removed = 0
+        with self._engine.begin() as conn:
+            for chunk in _chunks(paths, 500):
+                removed += conn.execute(delete(files_table).where(files_table.c.path.in_(chunk))).rowcount
+        return removed
+
+    def indexed_hashes(self) -> set[str]:
+        with self._engine.connect() as conn:
+            query = select(files_table.c.content_hash).where(files_table.c.status == INDEXED)
+            return {h for (h,) in conn.execute(query.distinct())}
+
+    def paths_for(self, hashes: Iterable[str]) -> dict[str, list[str]]:
+        """Indexed paths per content hash, sorted, for the hashes given."""
+        result: dict[str, list[str]] = {}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(list(hashes), 500):
+                query = (
+                    select(files_table.c.content_hash, files_table.c.path)
+                    .where(files_table.c.content_hash.in_(chunk), files_table.c.status == INDEXED)
+                    .order_by(files_table.c.path)
+                )
+                for content_hash, path in conn.execute(query):
+                    result.setdefault(content_hash, []).append(path)
+        return result
+
+    def hashes_for(self, paths: Iterable[str]) -> dict[str, str]:
+        """Content hash per indexed path, for the paths given."""
+        result: dict[str, str] = {}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(list(paths), 500):
+                query = select(files_table.c.path, files_table.c.content_hash).where(
+                    files_table.c.path.in_(chunk), files_table.c.status == INDEXED
+                )
+                result.update(dict(conn.execute(query).tuples().all()))
+        return result
+
+    def requeue(self, hashes: Iterable[str]) -> int:
+        """Mark the indexed rows of these units pending, so the next run embeds them again."""
+        count = 0
+        with self._engine.begin() as conn:
+            for chunk in _chunks(list(hashes), 500):
+                stmt = (
+                    update(files_table)
+                    .where(files_table.c.content_hash.in_(chunk), files_table.c.status == INDEXED)
+                    .values(status=PENDING, reason="stored vector missing; will re-embed")
+                )
+                count += conn.execute(stmt).rowcount
+        return count
+
+    def status_counts(self) -> dict[str, int]:
+        with self._engine.connect() as conn:
+            query = select(files_table.c.status, func.count()).group_by(files_table.c.status)
+            return dict(conn.execute(query).tuples().all())
+
+    def count_units(self) -> int:
+        with self._engine.connect() as conn:
+            query = select(func.count(files_table.c.content_hash.distinct())).where(
+                files_table.c.status == INDEXED
+            )
+            return int(conn.execute(query).scalar() or 0)
+
+    def skipped(self, limit: int | None = None) -> list[FileRecord]:
+        query = (
+            select(files_table)
+            .where(files_table.c.status != INDEXED)
+            .order_by(files_table.c.path)
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [_record(row) for row in conn.execute(query)]
+
+    # runs
+    def begin_run(self, roots: Sequence[Path]) -> int:
+        values = {"started_at": time.time(), "roots": json.dumps([str(r) for r in roots])}
+        with self._engine.begin() as conn:
+            result = conn.execute(insert(runs_table).values(**values, status="running"))
+            return int(result.inserted_primary_key[0])
+
+    def finish_run(self, run_id: int, status: str, summary: dict[str, int]) -> None:
+        values = {"finished_at": time.time(), "status": status, "summary": json.dumps(summary)}
+        with self._engine.begin() as conn:
+            conn.execute(update(runs_table).where(runs_table.c.id == run_id).values(**values))
+
+    def runs(self, limit: int = 10) -> list[RunRecord]:
+        query = select(runs_table).order_by(runs_table.c.id.desc()).limit(limit)
+        with self._engine.connect() as conn:
+            return [
+                RunRecord(
+                    id=row.id,
+                    started_at=row.started_at,
+                    finished_at=row.finished_at,
+                    roots=json.loads(row.roots),
+                    status=row.status,
+                    summary=json.loads(row.summary) if row.summary else {},
+                )
+                for row in conn.execute(query)
+            ]
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _record(row) -> FileRecord:  # type: ignore[no-untyped-def]
+    return FileRecord(
+        path=row.path,
+        size=row.size,
+        mtime_ns=row.mtime_ns,
+        status=row.status,
+        content_hash=row.content_hash,
+        reason=row.reason,
+        kind=row.kind,
+    )
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:  # type: ignore[type-arg]
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

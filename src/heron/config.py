@@ -1,0 +1,110 @@
+"""Settings: defaults < TOML file < environment (HERON_*) < explicit arguments."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+ENV_PREFIX = "HERON_"
+
+
+class ConfigError(ValueError):
+    """A setting has a value Heron cannot use."""
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("heron", appauthor=False))
+
+
+def default_config_file() -> Path:
+    return Path(platformdirs.user_config_dir("heron", appauthor=False)) / "config.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    model: str = "heron-lite"
+    threads: int = 0  # ONNX Runtime intra-op threads; 0 lets the runtime use every core
+    batch_size: int = 32
+    decode_workers: int = 2
+    include_hidden: bool = False
+    thumbnail_size: int = 256
+    max_image_pixels: int = 80_000_000
+    ann_min_rows: int = 50_000
+
+    @classmethod
+    def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:
+        """Build settings from the TOML file, then HERON_* variables, then `overrides`."""
+        settings = cls()
+        path = config_file or _env_path("HERON_CONFIG") or default_config_file()
+        if path.is_file():
+            settings = settings._merge(_read_toml(path), source=str(path))
+        settings = settings._merge(_from_env(), source="environment")
+        return settings._merge({k: v for k, v in overrides.items() if v is not None}, "arguments")
+
+    def _merge(self, values: dict[str, Any], source: str) -> Settings:
+        known = {f.name: f for f in fields(self)}
+        converted: dict[str, Any] = {}
+        for name, raw in values.items():
+            if name not in known:
+                raise ConfigError(f"unknown setting {name!r} in {source}; known: {sorted(known)}")
+            converted[name] = _convert(name, raw, getattr(self, name), source)
+        return replace(self, **converted)
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_dir / "catalog.sqlite"
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "vectors.lance"
+
+    @property
+    def thumbnails_dir(self) -> Path:
+        return self.data_dir / "thumbnails"
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value).expanduser() if value else None
+
+
+def _from_env() -> dict[str, str]:
+    names = {f.name for f in fields(Settings)}
+    found = {}
+    for key, value in os.environ.items():
+        if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() in names:
+            found[key[len(ENV_PREFIX) :].lower()] = value
+    return found
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    return dict(data.get("heron", data))
+
+
+def _convert(name: str, raw: Any, current: Any, source: str) -> Any:
+    try:
+        if isinstance(current, bool):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ValueError(raw)
+            return text in {"1", "true", "yes", "on"}
+        if isinstance(current, int):
+            return int(raw)
+        if isinstance(current, Path):
+            return Path(str(raw)).expanduser()
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        kind = type(current).__name__
+        raise ConfigError(f"setting {name!r} from {source} must be {kind}, got {raw!r}") from exc

@@ -1,0 +1,376 @@
+"""The indexing run: crawl, plan against the catalog, decode in parallel, embed in batches, commit.
+
+Decoding (thread pool; Pillow and the hash release the GIL) overlaps inference (ONNX Runtime
+releases it too) through a bounded look-ahead window, so neither side waits for the other and
+memory stays flat however large the folder.
+
+Commit order per batch — thumbnails, store upsert (atomic, keyed by content hash), catalog rows
+(one transaction) — makes a kill at any moment safe: `reconcile` at the next start removes store
+rows the catalog never learnt of and re-queues catalog rows whose vectors are missing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from heron.catalog import INDEXED, SKIPPED, Catalog, FileRecord
+from heron.extract.images import IMAGE_SUFFIXES, SkipFile, decode_image, make_thumbnail
+from heron.ingest.crawl import CrawlEntry, CrawlProblem, walk
+from heron.models.encoder import Encoder
+from heron.models.preprocess import to_pixels
+from heron.store.base import Store
+from heron.store.blobs import BlobStore
+from heron.understand.hashes import content_hash
+
+COMMIT_EVERY_RECORDS = 256  # flush catalog-only work (skips, duplicates) at least this often
+
+
+@dataclass
+class IndexProgress:
+    """A snapshot sent to the progress callback after each commit."""
+
+    total: int
+    done: int
+    indexed: int
+    linked: int
+    skipped: int
+    elapsed: float
+
+
+@dataclass
+class IndexReport:
+    roots: list[str]
+    seen: int = 0
+    unchanged: int = 0
+    indexed: int = 0  # newly embedded units
+    linked: int = 0  # paths whose content was already stored (duplicates, touched files)
+    skipped: int = 0
+    removed: int = 0  # paths gone from disk, pruned
+    problems: list[dict[str, str]] = field(default_factory=list)
+    skipped_files: list[dict[str, str]] = field(default_factory=list)
+    reconciled: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        return self.indexed / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        data = dict(self.__dict__)
+        data["images_per_second"] = round(self.images_per_second, 2)
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+
+@dataclass
+class _Prepared:
+    entry: CrawlEntry
+    content_hash: str | None = None
+    pixels: np.ndarray | None = None
+    thumbnail: bytes | None = None
+    width: int = 0
+    height: int = 0
+    format: str = ""
+    taken_at: str | None = None
+    reason: str | None = None
+
+
+ProgressCallback = Callable[[IndexProgress], None]
+
+
+class Indexer:
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        store: Store,
+        encoder: Encoder,
+        thumbnails: BlobStore,
+        batch_size: int = 32,
+        decode_workers: int = 2,
+        include_hidden: bool = False,
+        thumbnail_size: int = 256,
+        max_image_pixels: int = 80_000_000,
+    ) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.encoder = encoder
+        self.thumbnails = thumbnails
+        self.batch_size = batch_size
+        self.decode_workers = max(1, decode_workers)
+        self.include_hidden = include_hidden
+        self.thumbnail_size = thumbnail_size
+        self.max_image_pixels = max_image_pixels
+
+    def run(self, roots: Sequence[Path], on_progress: ProgressCallback | None = None) -> IndexReport:
+        started = time.perf_counter()
+        roots = [Path(root).expanduser().absolute() for root in roots]
+        for root in roots:
+            if not root.exists():
+                raise FileNotFoundError(f"no such file or directory: {root}")
+        report = IndexReport(roots=[str(r) for r in roots])
+        run_id = self.catalog.begin_run(roots)
+        status = "interrupted"
+        try:
+            report.reconciled = reconcile(self.catalog, self.store, self.thumbnails)
+            todo = self._plan(roots, report)
+            self._process(todo, report, on_progress, started)
+            self.store.optimize()
+            status = "completed"
+        finally:
+            report.seconds = time.perf_counter() - started
+            self.catalog.finish_run(run_id, status, _summary(report))
+        return report
+
+    def _plan(self, roots: Sequence[Path], report: IndexReport) -> list[CrawlEntry]:
+        known = self.catalog.records_under(roots)
+        seen: set[str] = set()
+        todo: list[CrawlEntry] = []
+        problems: list[FileRecord] = []
+        for item in walk(roots, include_hidden=self.include_hidden, suffixes=IMAGE_SUFFIXES):
+            if isinstance(item, CrawlProblem):
+                report.problems.append({"path": str(item.path), "reason": item.reason})
+                continue
+            key = str(item.path)
+            seen.add(key)
+            record = known.get(key)
+            if record and _unchanged(record, item):
+                report.unchanged += 1
+            else:
+                todo.append(item)
+        report.seen = len(seen)
+        self.catalog.save(problems)
+        gone = [path for path in known if path not in seen]
+        if gone:
+            hashes = {known[p].content_hash for p in gone if known[p].content_hash}
+            report.removed = self.catalog.remove(gone)
+            drop_unreferenced(self.catalog, self.store, self.thumbnails, hashes)
+        return todo
+
+    def _process(
+        self,
+        todo: list[CrawlEntry],
+        report: IndexReport,
+        on_progress: ProgressCallback | None,
+        started: float,
+    ) -> None:
+        stored = self.store.ids()
+        previous = self.catalog.hashes_for(str(entry.path) for entry in todo)
+        batch = _Batch()
+        done = 0
+
+        def flush() -> None:
+            new_ids = self._commit(batch)
+            stored.update(new_ids)
+            batch.clear()
+            if on_progress:
+                on_progress(
+                    IndexProgress(
+                        total=len(todo),
+                        done=done,
+                        indexed=report.indexed,
+                        linked=report.linked,
+                        skipped=report.skipped,
+                        elapsed=time.perf_counter() - started,
+                    )
+                )
+
+        with ThreadPoolExecutor(self.decode_workers, thread_name_prefix="heron-decode") as pool:
+            for prepared in _bounded_map(pool, lambda e: self._prepare(e, stored), todo,
+                                         window=self.batch_size * 3):
+                done += 1
+                self._route(prepared, batch, stored, report)
+                if len(batch.units) >= self.batch_size or len(batch.records) >= COMMIT_EVERY_RECORDS:
+                    flush()
+            flush()
+        replaced = {h for p, h in previous.items() if h} - self.catalog.indexed_hashes()
+        drop_unreferenced(self.catalog, self.store, self.thumbnails, replaced)
+
+    def _prepare(self, entry: CrawlEntry, stored: set[str]) -> _Prepared:
+        prepared = _Prepared(entry=entry)
+        try:
+            prepared.content_hash = content_hash(entry.path)
+            if prepared.content_hash in stored:
+                return prepared  # same bytes already embedded: link this path, decode nothing
+            decoded = decode_image(
+                entry.path,
+                target_size=self.encoder.image_spec.size,
+                max_pixels=self.max_image_pixels,
+            )
+            prepared.pixels = to_pixels(decoded.image, self.encoder.image_spec)
+            prepared.thumbnail = make_thumbnail(decoded.image, self.thumbnail_size)
+            prepared.width, prepared.height = decoded.width, decoded.height
+            prepared.format = decoded.format
+            if decoded.exif_datetime is not None:
+                prepared.taken_at = decoded.exif_datetime.isoformat()
+        except SkipFile as exc:
+            prepared.reason = str(exc)
+        except OSError as exc:
+            prepared.reason = f"cannot read file: {exc.strerror or exc}"
+        except Exception as exc:  # a decoder bug must cost one file, never the run
+            prepared.reason = f"unexpected error while decoding: {type(exc).__name__}: {exc}"
+        return prepared
+
+    def _route(
+        self, prepared: _Prepared, batch: _Batch, stored: set[str], report: IndexReport
+    ) -> None:
+        entry = prepared.entry
+        if prepared.reason is not None:
+            report.skipped += 1
+            report.skipped_files.append({"path": str(entry.path), "reason": prepared.reason})
+            batch.records.append(_file_record(entry, SKIPPED, None, prepared.reason))
+            return
+        assert prepared.content_hash is not None
+        record = _file_record(entry, INDEXED, prepared.content_hash, None)
+        batch.records.append(record)
+        already = prepared.content_hash in stored or prepared.content_hash in batch.unit_ids
+        if already or prepared.pixels is None:
+            report.linked += 1
+            return
+        report.indexed += 1
+        batch.units.append(prepared)
+        batch.unit_ids.add(prepared.content_hash)
+
+    def _commit(self, batch: _Batch) -> set[str]:
+        if not batch.records:
+            return set()
+        rows = self._rows(batch.units) if batch.units else []
+        if rows:
+            self.store.upsert(rows)
+        self.catalog.save(batch.records)
+        return set(batch.unit_ids)
+
+    def _rows(self, units: list[_Prepared]) -> list[dict[str, object]]:
+        vectors = self.encoder.embed_pixels(np.stack([u.pixels for u in units]))
+        now = datetime.now(UTC)
+        rows = []
+        for unit, vector in zip(units, vectors, strict=True):
+            assert unit.content_hash is not None and unit.thumbnail is not None
+            thumbnail = self.thumbnails.write(unit.content_hash, unit.thumbnail)
+            extra = {"taken_at": unit.taken_at} if unit.taken_at else {}
+            rows.append(
+                {
+                    "id": unit.content_hash,
+                    "vector": vector,
+                    "model": self.encoder.stamp,
+                    "kind": "image",
+                    "path": str(unit.entry.path),
+                    "text": searchable_name(unit.entry.path),
+                    "width": unit.width,
+                    "height": unit.height,
+                    "bytes": unit.entry.size,
+                    "format": unit.format,
+                    "modified_at": datetime.fromtimestamp(unit.entry.mtime_ns / 1e9, UTC),
+                    "indexed_at": now,
+                    "thumbnail": thumbnail,
+                    "extra": json.dumps(extra),
+                }
+            )
+        return rows
+
+
+@dataclass
+class _Batch:
+    units: list[_Prepared] = field(default_factory=list)
+    unit_ids: set[str] = field(default_factory=set)
+    records: list[FileRecord] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.units.clear()
+        self.unit_ids.clear()
+        self.records.clear()
+
+
+def reconcile(catalog: Catalog, store: Store, thumbnails: BlobStore) -> dict[str, int]:
+    """Make the store and the catalog agree after a crash between their two commits."""
+    stored = store.ids()
+    referenced = catalog.indexed_hashes()
+    orphans = stored - referenced
+    missing = referenced - stored
+    if orphans:
+        store.delete(sorted(orphans))
+        thumbnails.delete(orphans)
+    requeued = catalog.requeue(missing) if missing else 0
+    return {"orphan_units_removed": len(orphans), "files_requeued": requeued}
+
+
+def drop_unreferenced(
+    catalog: Catalog, store: Store, thumbnails: BlobStore, candidates: set[str]
+) -> int:
+    """Delete the stored units among `candidates` that no catalog path points at any more."""
+    if not candidates:
+        return 0
+    still_used = catalog.paths_for(candidates).keys()
+    drop = sorted(candidates - set(still_used))
+    if drop:
+        store.delete(drop)
+        thumbnails.delete(drop)
+    return len(drop)
+
+
+def searchable_name(path: Path) -> str:
+    """File name words, so `IMG_beach-sunset.jpg` can be found by 'beach sunset'."""
+    stem = path.stem
+    for sep in "_-.":
+        stem = stem.replace(sep, " ")
+    return " ".join(stem.split())
+
+
+def _unchanged(record: FileRecord, entry: CrawlEntry) -> bool:
+    return (
+        record.status in (INDEXED, SKIPPED)
+        and record.size == entry.size
+        and record.mtime_ns == entry.mtime_ns
+    )
+
+
+def _file_record(
+    entry: CrawlEntry, status: str, content_hash: str | None, reason: str | None
+) -> FileRecord:
+    return FileRecord(
+        path=str(entry.path),
+        size=entry.size,
+        mtime_ns=entry.mtime_ns,
+        status=status,
+        content_hash=content_hash,
+        reason=reason,
+    )
+
+
+def _bounded_map(
+    pool: ThreadPoolExecutor, fn: Callable[[CrawlEntry], _Prepared], items: list[CrawlEntry],
+    window: int,
+) -> Iterator[_Prepared]:
+    """Like pool.map, in order, but never more than `window` items in flight."""
+    pending: deque[Future[_Prepared]] = deque()
+    iterator = iter(items)
+    for item in iterator:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= window:
+            break
+    while pending:
+        result = pending.popleft().result()
+        next_item = next(iterator, None)
+        if next_item is not None:
+            pending.append(pool.submit(fn, next_item))
+        yield result
+
+
+def _summary(report: IndexReport) -> dict[str, int]:
+    return {
+        "seen": report.seen,
+        "unchanged": report.unchanged,
+        "indexed": report.indexed,
+        "linked": report.linked,
+        "skipped": report.skipped,
+        "removed": report.removed,
+    }

@@ -1,0 +1,243 @@
+"""The public Python API. Every interface (CLI, REST, web) goes through `Heron`.
+
+    from heron import Heron
+    with Heron("~/.local/share/heron") as heron:
+        heron.index(["~/Pictures"])
+        for hit in heron.search(text="a dog running on the beach", k=5):
+            print(hit.score, hit.path)
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from heron.catalog import INDEXED, Catalog, FileRecord, RunRecord
+from heron.config import Settings
+from heron.extract.images import decode_image, decode_image_bytes
+from heron.ingest.pipeline import Indexer, IndexReport, ProgressCallback, drop_unreferenced
+from heron.models import registry
+from heron.models.encoder import Encoder, load_encoder
+from heron.search.engine import ModelMismatchError, QueryError, Searcher, SearchHit
+from heron.search.evaluation import EvalReport, load_eval_file, summarise
+from heron.store.base import Store
+from heron.store.blobs import BlobStore
+from heron.store.filters import Filter, parse_filter
+from heron.store.lance import LanceStore
+from heron.util.locks import exclusive_lock
+
+ImageInput = str | Path | bytes | Image.Image
+
+
+@dataclass
+class Stats:
+    data_dir: str
+    model: str | None
+    units: int
+    files: dict[str, int]
+    unique_contents: int
+    consistent: bool
+    store_bytes: int
+    last_run: RunRecord | None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["last_run"] = self.last_run.__dict__ if self.last_run else None
+        return data
+
+
+class Heron:
+    """An index in one data directory, searched with one model."""
+
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        *,
+        model: str | None = None,
+        threads: int | None = None,
+        settings: Settings | None = None,
+        on_model_progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings or Settings.load(data_dir=data_dir, model=model, threads=threads)
+        self._on_model_progress = on_model_progress
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.catalog = Catalog(self.settings.catalog_path)
+        self.thumbnails = BlobStore(self.settings.thumbnails_dir, ".webp")
+        self._encoder: Encoder | None = None
+        self._store: LanceStore | None = None
+
+    def __enter__(self) -> Heron:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        self.catalog.close()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            path = registry.resolve(self.settings.model, progress=self._on_model_progress)
+            self._encoder = load_encoder(path, threads=self.settings.threads or None)
+        return self._encoder
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            dim = self.catalog.get_meta("dim")
+            self._store = LanceStore(
+                self.settings.store_path,
+                dim=int(dim) if dim else self.encoder.dim,
+                ann_min_rows=self.settings.ann_min_rows,
+            )
+        return self._store
+
+    # indexing
+    def index(
+        self, paths: Sequence[str | Path], on_progress: ProgressCallback | None = None
+    ) -> IndexReport:
+        """Index new and changed files under `paths`, prune vanished ones; safe to rerun."""
+        with exclusive_lock(self.data_dir / "index.lock", f"an index run on {self.data_dir}"):
+            self._bind_model()
+            indexer = Indexer(
+                catalog=self.catalog,
+                store=self.store,
+                encoder=self.encoder,
+                thumbnails=self.thumbnails,
+                batch_size=self.settings.batch_size,
+                decode_workers=self.settings.decode_workers,
+                include_hidden=self.settings.include_hidden,
+                thumbnail_size=self.settings.thumbnail_size,
+                max_image_pixels=self.settings.max_image_pixels,
+            )
+            return indexer.run([Path(p) for p in paths], on_progress)
+
+    def _bind_model(self) -> None:
+        bound = self.catalog.get_meta("model")
+        if bound is None:
+            self.catalog.set_meta("model", self.encoder.stamp)
+            self.catalog.set_meta("dim", str(self.encoder.dim))
+        elif bound != self.encoder.stamp:
+            raise ModelMismatchError(
+                f"{self.data_dir} is indexed with {bound}; indexing with {self.encoder.stamp} "
+                f"would mix incomparable vectors. Use --model {bound.split('@')[0]} or another "
+                "--data-dir."
+            )
+
+    def delete(self, paths: Sequence[str | Path]) -> int:
+        """Forget these files (and everything below these folders); returns paths removed."""
+        with exclusive_lock(self.data_dir / "index.lock", f"an index run on {self.data_dir}"):
+            roots = [Path(p).expanduser().absolute() for p in paths]
+            records = self.catalog.records_under(roots)
+            hashes = {r.content_hash for r in records.values() if r.content_hash}
+            removed = self.catalog.remove(records)
+            drop_unreferenced(self.catalog, self.store, self.thumbnails, hashes)
+            return removed
+
+    # searching
+    def search(
+        self,
+        text: str | None = None,
+        image: ImageInput | Sequence[ImageInput] | None = None,
+        *,
+        k: int = 10,
+        filter: Filter | str | None = None,
+        min_score: float | None = None,
+    ) -> list[SearchHit]:
+        """Rank stored units by similarity to a text, an image, or both (averaged)."""
+        searcher = self._searcher()
+        images = [_load_query_image(item) for item in _as_list(image)]
+        vector = searcher.query_vector(text, images)
+        where = parse_filter(filter) if isinstance(filter, str) else filter
+        return searcher.search(vector, k=k, where=where, min_score=min_score)
+
+    def _searcher(self) -> Searcher:
+        return Searcher(self.store, self.catalog, self.encoder, self.settings.thumbnails_dir)
+
+    def get(self, unit_id: str) -> dict[str, Any] | None:
+        rows = self.store.get([unit_id])
+        if not rows:
+            return None
+        row = {k: v for k, v in rows[0].items() if k != "vector"}
+        row["paths"] = self.catalog.paths_for([unit_id]).get(unit_id, [])
+        return row
+
+    # reporting
+    def stats(self) -> Stats:
+        store_ids = self.store.ids() if self.catalog.get_meta("dim") else set()
+        catalog_ids = self.catalog.indexed_hashes()
+        return Stats(
+            data_dir=str(self.data_dir),
+            model=self.catalog.get_meta("model"),
+            units=len(store_ids),
+            files=self.catalog.status_counts(),
+            unique_contents=len(catalog_ids),
+            consistent=store_ids == catalog_ids,
+            store_bytes=_tree_size(self.settings.store_path),
+            last_run=next(iter(self.catalog.runs(1)), None),
+        )
+
+    def errors(self, limit: int | None = None) -> list[FileRecord]:
+        """Files that are not indexed, with the reason."""
+        return self.catalog.skipped(limit)
+
+    def evaluate(self, eval_file: str | Path) -> EvalReport:
+        queries = load_eval_file(Path(eval_file))
+        searcher = self._searcher()
+        relevant_paths = {str(p) for q in queries for p in q.relevant}
+        hash_of = self.catalog.hashes_for(relevant_paths)
+        results = []
+        skipped = 0
+        for query in queries:
+            relevant = {hash_of[str(p)] for p in query.relevant if str(p) in hash_of}
+            if not relevant:
+                skipped += 1
+                continue
+            images = [_load_query_image(query.image)] if query.image else []
+            hits = searcher.search(searcher.query_vector(query.text, images), k=10)
+            results.append(([hit.id for hit in hits], relevant))
+        report = summarise(results)
+        report.skipped_queries = skipped
+        report.missing_relevant = sorted(relevant_paths - hash_of.keys())
+        return report
+
+
+def _as_list(image: ImageInput | Sequence[ImageInput] | None) -> list[ImageInput]:
+    if image is None:
+        return []
+    if isinstance(image, str | Path | bytes | Image.Image):
+        return [image]
+    return list(image)
+
+
+def _load_query_image(image: ImageInput) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, bytes):
+        return decode_image_bytes(image).image
+    path = Path(image).expanduser()
+    if not path.is_file():
+        raise QueryError(f"query image not found: {path}")
+    return decode_image(path).image
+
+
+def _tree_size(path: Path) -> int:
+    if not path.exists():
+        return 0
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+__all__ = ["INDEXED", "Heron", "IndexReport", "SearchHit", "Stats"]

@@ -1,0 +1,61 @@
+"""Image → model input tensor, the one preprocessing path every bundle and every tool uses.
+
+Training the heron-lite head, exporting bundles and indexing all call `to_pixels`, so the
+vectors a model was trained on and the vectors Heron stores come from identical pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+ResizeMode = Literal["shortest_crop", "squash"]
+
+_FILTERS = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "lanczos": Image.Resampling.LANCZOS,
+    "nearest": Image.Resampling.NEAREST,
+}
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """How a model wants its pixels: square side, resampling, and per-channel mean/std in 0..1."""
+
+    size: int = 224
+    interpolation: str = "bicubic"
+    resize_mode: ResizeMode = "shortest_crop"
+    mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
+    std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in _FILTERS:
+            raise ValueError(f"unknown interpolation {self.interpolation!r}; use one of {sorted(_FILTERS)}")
+
+
+def resize_for_model(image: Image.Image, spec: ImageSpec) -> Image.Image:
+    """Resize (and centre-crop, for `shortest_crop`) an RGB image to spec.size × spec.size."""
+    size = spec.size
+    resample = _FILTERS[spec.interpolation]
+    if spec.resize_mode == "squash" or image.size == (size, size):
+        return image if image.size == (size, size) else image.resize((size, size), resample)
+    width, height = image.size
+    scale = size / min(width, height)
+    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+    resized = image.resize((new_w, new_h), resample)
+    left, top = (new_w - size) // 2, (new_h - size) // 2
+    return resized.crop((left, top, left + size, top + size))
+
+
+def to_pixels(image: Image.Image, spec: ImageSpec) -> np.ndarray:
+    """An RGB PIL image → float32 CHW array, resized and normalised for the model."""
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    array = np.asarray(resize_for_model(image, spec), dtype=np.float32)
+    mean = np.asarray(spec.mean, dtype=np.float32) * 255.0
+    std = np.asarray(spec.std, dtype=np.float32) * 255.0
+    return ((array - mean) / std).transpose(2, 0, 1)

@@ -1,0 +1,112 @@
+"""Turn a query (text, image, or both) into a ranked list of hits from the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from heron.catalog import Catalog
+from heron.models.encoder import Encoder
+from heron.store.base import Store, StoreHit
+from heron.store.filters import Field, Filter
+
+
+class QueryError(ValueError):
+    """The query cannot be run as given."""
+
+
+class ModelMismatchError(QueryError):
+    """The index holds vectors of another model than the one asked to search with."""
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    id: str
+    score: float
+    path: str
+    kind: str
+    width: int
+    height: int
+    format: str
+    model: str
+    modified_at: datetime | None = None
+    thumbnail: str | None = None  # absolute path of the stored WebP thumbnail
+    paths: list[str] = field(default_factory=list)  # every indexed path with this content
+
+    def to_dict(self) -> dict[str, object]:
+        data = dict(self.__dict__)
+        data["score"] = round(self.score, 6)
+        data["modified_at"] = self.modified_at.isoformat() if self.modified_at else None
+        return data
+
+
+class Searcher:
+    def __init__(self, store: Store, catalog: Catalog, encoder: Encoder, thumbnails_dir: Path):
+        self.store = store
+        self.catalog = catalog
+        self.encoder = encoder
+        self.thumbnails_dir = thumbnails_dir
+
+    def check_model(self) -> None:
+        stored = self.store.models()
+        if stored and self.encoder.stamp not in stored:
+            raise ModelMismatchError(
+                f"this index holds vectors made by {', '.join(sorted(stored))}, but the query "
+                f"model is {self.encoder.stamp}; vectors of different models are not comparable. "
+                f"Search with --model {sorted(stored)[0].split('@')[0]}, or index into another "
+                f"data dir with --model {self.encoder.model_id}."
+            )
+
+    def query_vector(self, text: str | None, images: list[Image.Image]) -> np.ndarray:
+        """One unit vector for the query; text and images together are averaged."""
+        parts: list[np.ndarray] = []
+        if text is not None:
+            if not text.strip():
+                raise QueryError("the text query is empty")
+            parts.append(self.encoder.embed_texts([text])[0])
+        if images:
+            parts.extend(self.encoder.embed_images(images))
+        if not parts:
+            raise QueryError("give a text query, an image, or both")
+        vector = np.mean(np.stack(parts), axis=0).astype(np.float32)
+        return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int = 10,
+        where: Filter | None = None,
+        min_score: float | None = None,
+    ) -> list[SearchHit]:
+        if k < 1:
+            raise QueryError(f"k must be at least 1, got {k}")
+        self.check_model()
+        scope: Filter = Field("model") == self.encoder.stamp
+        if where is not None:
+            scope = scope & where
+        hits = self.store.search(vector, k, scope)
+        if min_score is not None:
+            hits = [hit for hit in hits if hit.score >= min_score]
+        paths = self.catalog.paths_for(hit.id for hit in hits)
+        return [self._hit(hit, paths.get(hit.id, [])) for hit in hits]
+
+    def _hit(self, hit: StoreHit, paths: list[str]) -> SearchHit:
+        row = hit.row
+        thumbnail = row.get("thumbnail") or None
+        return SearchHit(
+            id=hit.id,
+            score=hit.score,
+            path=paths[0] if paths else str(row["path"]),
+            paths=paths,
+            kind=str(row["kind"]),
+            width=int(row["width"]),
+            height=int(row["height"]),
+            format=str(row["format"]),
+            model=str(row["model"]),
+            modified_at=row.get("modified_at"),
+            thumbnail=str(self.thumbnails_dir / thumbnail) if thumbnail else None,
+        )
