@@ -39,6 +39,7 @@ class Stats:
     data_dir: str
     model: str | None
     units: int
+    rows: int  # stored rows; more than `units` would mean duplicate ids
     files: dict[str, int]
     unique_contents: int
     consistent: bool
@@ -158,10 +159,10 @@ class Heron:
         min_score: float | None = None,
     ) -> list[SearchHit]:
         """Rank stored units by similarity to a text, an image, or both (averaged)."""
-        searcher = self._searcher()
-        images = [_load_query_image(item) for item in _as_list(image)]
-        vector = searcher.query_vector(text, images)
         where = parse_filter(filter) if isinstance(filter, str) else filter
+        images = [_load_query_image(item) for item in _as_list(image)]
+        searcher = self._searcher()
+        vector = searcher.query_vector(text, images)
         return searcher.search(vector, k=k, where=where, min_score=min_score)
 
     def _searcher(self) -> Searcher:
@@ -177,15 +178,18 @@ class Heron:
 
     # reporting
     def stats(self) -> Stats:
-        store_ids = self.store.ids() if self.catalog.get_meta("dim") else set()
+        has_store = self.catalog.get_meta("dim") is not None
+        store_ids = self.store.ids() if has_store else set()
+        rows = self.store.count() if has_store else 0
         catalog_ids = self.catalog.indexed_hashes()
         return Stats(
             data_dir=str(self.data_dir),
             model=self.catalog.get_meta("model"),
             units=len(store_ids),
+            rows=rows,
             files=self.catalog.status_counts(),
             unique_contents=len(catalog_ids),
-            consistent=store_ids == catalog_ids,
+            consistent=store_ids == catalog_ids and rows == len(store_ids),
             store_bytes=_tree_size(self.settings.store_path),
             last_run=next(iter(self.catalog.runs(1)), None),
         )

@@ -183,7 +183,7 @@ class Catalog:
                 query = select(files_table.c.path, files_table.c.content_hash).where(
                     files_table.c.path.in_(chunk), files_table.c.status == INDEXED
                 )
-                result.update(dict(conn.execute(query).tuples().all()))
+                result.update(dict(conn.execute(query).all()))
         return result
 
     def requeue(self, hashes: Iterable[str]) -> int:
@@ -202,7 +202,7 @@ class Catalog:
     def status_counts(self) -> dict[str, int]:
         with self._engine.connect() as conn:
             query = select(files_table.c.status, func.count()).group_by(files_table.c.status)
-            return dict(conn.execute(query).tuples().all())
+            return dict(conn.execute(query).all())
 
     def count_units(self) -> int:
         with self._engine.connect() as conn:

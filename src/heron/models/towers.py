@@ -39,6 +39,7 @@ IMAGE_SPEC = ImageSpec(
 )
 CLASS_PROMPT = "a photo of a {}."
 CONSE_TOP_K = 10
+DEFAULT_ALPHA = 0.6
 
 
 def imagenet_classes() -> list[str]:
@@ -193,7 +194,9 @@ def bridge(
     lit = F.normalize(pooled @ weight + bias, dim=-1)
     probs = torch.softmax(logits, dim=-1)
     kth = torch.topk(probs, top_k, dim=-1).values[:, -1:]
-    conse = F.normalize(torch.where(probs >= kth, probs, torch.zeros_like(probs)) @ class_text, dim=-1)
+    conse = F.normalize(
+        torch.where(probs >= kth, probs, torch.zeros_like(probs)) @ class_text, dim=-1
+    )
     return F.normalize(alpha * lit + (1 - alpha) * conse, dim=-1)
 
 

@@ -1,0 +1,109 @@
+"""Indexing throughput against model-only throughput, measured in the same process.
+
+    python bench/bench_index.py                 # flickr8k (224 px) and photos (~500 px)
+    python bench/bench_index.py --limit 2000 --json
+
+Model-only: pixels already decoded and preprocessed in memory, timed through the visual tower
+alone at the indexer's batch size. Indexing: `Heron.index` on a fresh data dir (crawl, hash,
+decode, preprocess, thumbnail, embed, store, catalog). The ratio shows what the pipeline costs
+on top of inference; 1.0 means decoding is fully hidden behind inference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from heron.config import Settings
+from heron.extract.images import IMAGE_SUFFIXES, decode_image
+from heron.library import Heron
+from heron.models import registry
+from heron.models.encoder import load_encoder
+from heron.models.preprocess import to_pixels
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def model_only_rate(files: list[Path], model: str, batch_size: int, threads: int) -> float:
+    encoder = load_encoder(registry.resolve(model), threads=threads or None)
+    pixels = np.stack([to_pixels(decode_image(f).image, encoder.image_spec) for f in files])
+    encoder.embed_pixels(pixels[:batch_size])  # warm-up: session creation, allocator
+    start = time.perf_counter()
+    for offset in range(0, len(pixels), batch_size):
+        encoder.embed_pixels(pixels[offset : offset + batch_size])
+    return len(pixels) / (time.perf_counter() - start)
+
+
+def index_rate(folder: Path, limit: int | None, settings: Settings) -> tuple[float, int]:
+    source = folder
+    staging = None
+    if limit is not None:
+        staging = Path(tempfile.mkdtemp(prefix="heron-bench-src-"))
+        for f in _images(folder)[:limit]:
+            (staging / f.name).symlink_to(f)
+        source = staging
+    try:
+        with Heron(settings=settings) as heron:
+            heron.encoder.embed_pixels(  # load the session outside the timed run, as above
+                np.zeros((1, 3, heron.encoder.image_spec.size, heron.encoder.image_spec.size),
+                         dtype=np.float32)
+            )
+            start = time.perf_counter()
+            report = heron.index([source])
+            elapsed = time.perf_counter() - start
+        return report.indexed / elapsed, report.indexed
+    finally:
+        if staging:
+            shutil.rmtree(staging)
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower().lstrip(".") in IMAGE_SUFFIXES)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Heron indexing throughput")
+    parser.add_argument("--limit", type=int, default=None, help="index at most N images per set")
+    parser.add_argument("--model-sample", type=int, default=640)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    base = Settings.load()
+    results = []
+    for name in ("flickr8k/images", "photos"):
+        folder = DATA / name
+        if not folder.is_dir():
+            print(f"skip {name}: {folder} missing", file=sys.stderr)
+            continue
+        data_dir = Path(tempfile.mkdtemp(prefix="heron-bench-"))
+        settings = Settings.load(data_dir=data_dir)
+        try:
+            sample = _images(folder)[: args.model_sample]
+            model_rate = model_only_rate(sample, base.model, settings.batch_size, settings.threads)
+            rate, count = index_rate(folder, args.limit, settings)
+        finally:
+            shutil.rmtree(data_dir)
+        results.append({
+            "set": name, "images": count, "index_images_per_s": round(rate, 1),
+            "model_only_images_per_s": round(model_rate, 1), "ratio": round(rate / model_rate, 3),
+        })
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.json:
+        print(json.dumps({"results": results, "peak_rss_mb": round(peak_rss_mb)}))
+        return
+    print(f"{'set':<16}{'images':>8}{'index img/s':>13}{'model img/s':>13}{'ratio':>8}")
+    for r in results:
+        print(f"{r['set']:<16}{r['images']:>8}{r['index_images_per_s']:>13}"
+              f"{r['model_only_images_per_s']:>13}{r['ratio']:>8}")
+    print(f"peak RSS: {peak_rss_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from heron.catalog import INDEXED, PENDING, SKIPPED, Catalog, FileRecord
+
+
+def _rec(path: str, h: str | None = "h1", status: str = INDEXED, size: int = 10) -> FileRecord:
+    return FileRecord(path=path, size=size, mtime_ns=1, status=status, content_hash=h,
+                      reason=None if status == INDEXED else "bad")
+
+
+def test_save_is_upsert_and_records_under_respects_folder_boundaries(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "c.sqlite")
+    catalog.save([_rec("/a/x.jpg"), _rec("/a/sub/y.jpg", "h2"), _rec("/ab/z.jpg", "h3")])
+    catalog.save([_rec("/a/x.jpg", "h9", size=20)])
+    under = catalog.records_under([Path("/a")])
+    assert set(under) == {"/a/x.jpg", "/a/sub/y.jpg"}  # not /ab/z.jpg
+    assert under["/a/x.jpg"].content_hash == "h9" and under["/a/x.jpg"].size == 20
+    assert set(catalog.records_under([Path("/ab/z.jpg")])) == {"/ab/z.jpg"}
+
+
+def test_hash_lookups_ignore_skipped_files(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "c.sqlite")
+    catalog.save([_rec("/a", "h1"), _rec("/b", "h1"), _rec("/c", None, SKIPPED)])
+    assert catalog.indexed_hashes() == {"h1"}
+    assert catalog.paths_for(["h1"]) == {"h1": ["/a", "/b"]}
+    assert catalog.hashes_for(["/a", "/c"]) == {"/a": "h1"}
+    assert catalog.count_units() == 1
+    assert [r.path for r in catalog.skipped()] == ["/c"]
+
+
+def test_requeue_marks_rows_pending_and_remove_deletes(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "c.sqlite")
+    catalog.save([_rec("/a", "h1"), _rec("/b", "h2")])
+    assert catalog.requeue(["h1"]) == 1
+    assert catalog.record("/a").status == PENDING  # type: ignore[union-attr]
+    assert catalog.status_counts() == {INDEXED: 1, PENDING: 1}
+    assert catalog.remove(["/a", "/missing"]) == 1
+    assert catalog.record("/a") is None
+
+
+def test_meta_and_runs_persist_across_reopen(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "c.sqlite")
+    catalog.set_meta("model", "m@1")
+    catalog.set_meta("model", "m@2")
+    run = catalog.begin_run([Path("/pics")])
+    catalog.finish_run(run, "completed", {"indexed": 3})
+    catalog.close()
+    reopened = Catalog(tmp_path / "c.sqlite")
+    assert reopened.get_meta("model") == "m@2"
+    last = reopened.runs(1)[0]
+    assert (last.status, last.summary, last.roots) == ("completed", {"indexed": 3}, ["/pics"])

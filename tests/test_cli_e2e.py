@@ -1,0 +1,158 @@
+"""End to end through the real CLI, on real photos, with the real heron-lite model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DATA, require_data, run_cli, run_json
+
+pytestmark = pytest.mark.slow
+
+
+def test_console_script_is_installed() -> None:
+    exe = shutil.which("heron") or str(Path(sys.executable).parent / "heron")
+    result = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for command in ("index", "search", "eval", "stats", "models", "errors"):
+        assert command in result.stdout
+
+
+def test_val_recall_at_10_meets_the_bar(val_index: dict) -> None:
+    report = run_json("eval", str(val_index["eval_file"]), data_dir=val_index["data_dir"])
+    assert report["queries"] == 5000
+    assert report["skipped_queries"] == 0
+    assert report["recall@10"] >= 0.55, report
+    assert report["recall@1"] <= report["recall@5"] <= report["recall@10"]
+    assert 0 < report["mrr"] <= 1 and 0 < report["ndcg@10"] <= 1
+
+
+def test_text_search_json_shape_and_meaning(val_index: dict) -> None:
+    result = run_json("search", "a dog running on the grass", "--k", "5",
+                      data_dir=val_index["data_dir"])
+    hits = result["hits"]
+    assert len(hits) == 5
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    first = hits[0]
+    for key in ("id", "path", "score", "kind", "width", "height", "model", "thumbnail"):
+        assert key in first
+    assert first["model"].startswith("heron-lite@") and first["kind"] == "image"
+    assert Path(first["thumbnail"]).is_file()
+    captions = {r["image"]: " ".join(r["en"]).lower() for r in val_index["records"]}
+    dog_hits = sum("dog" in captions[Path(h["path"]).name] for h in hits)
+    assert dog_hits >= 3, [captions[Path(h["path"]).name] for h in hits]
+
+
+def test_image_search_finds_itself_first(val_index: dict) -> None:
+    query = val_index["images"] / val_index["records"][17]["image"]
+    result = run_json("search", "--image", str(query), "--k", "3", data_dir=val_index["data_dir"])
+    assert result["hits"][0]["path"] == str(query)
+    assert result["hits"][0]["score"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_filter_applies_inside_search(val_index: dict) -> None:
+    result = run_json("search", "people", "--k", "7", "--where", "width>=500",
+                      data_dir=val_index["data_dir"])
+    # The val images are 224 px: no unit can match, so the filter must not be a post-filter
+    # that silently returns unfiltered hits.
+    assert result["hits"] == []
+    result = run_json("search", "people", "--k", "7", "--where", "width<=224, format=jpeg",
+                      data_dir=val_index["data_dir"])
+    assert len(result["hits"]) == 7
+
+
+def test_stats_are_consistent(val_index: dict) -> None:
+    stats = run_json("stats", data_dir=val_index["data_dir"])
+    assert stats["units"] == 1000
+    assert stats["files"] == {"indexed": 1000}
+    assert stats["consistent"] is True
+    assert stats["model"].startswith("heron-lite@")
+
+
+def test_rerun_is_incremental(val_index: dict) -> None:
+    lines = run_cli("index", str(val_index["images"]), "--json",
+                    data_dir=val_index["data_dir"]).stdout.splitlines()
+    report = json.loads(lines[-1])["report"]
+    assert report["unchanged"] == 1000
+    assert report["indexed"] == report["skipped"] == report["removed"] == 0
+
+
+def test_another_model_is_refused(val_index: dict, tmp_path: Path) -> None:
+    from tests.fixtures.random_clip import build_random_clip_bundle
+
+    bundle = build_random_clip_bundle(tmp_path / "clip")
+    result = run_cli("--model", str(bundle), "search", "a dog", data_dir=val_index["data_dir"],
+                     check=False)
+    assert result.returncode == 1
+    assert "heron-lite@" in result.stderr and "not comparable" in result.stderr
+
+
+def test_broken_files_have_outcomes_and_keep_existing_units(heron_lite: Path,
+                                                             tmp_path: Path) -> None:
+    broken = require_data("broken")
+    photos = sorted(require_data("photos").glob("*.jpg"))[:5]
+    good = tmp_path / "good"
+    good.mkdir()
+    for photo in photos:
+        (good / photo.name).symlink_to(photo)
+    data_dir = tmp_path / "data"
+    run_cli("index", str(good), data_dir=data_dir)
+
+    result = run_cli("index", str(broken), "--json", data_dir=data_dir)
+    assert result.returncode == 0
+    report = json.loads(result.stdout.splitlines()[-1])["report"]
+    reasons = {Path(item["path"]).name: item["reason"] for item in report["skipped_files"]}
+    assert "名字 with spaces & émoji 🐦.jpg" not in reasons
+    assert "50000" in reasons["decompression_bomb.png"]
+    assert reasons.keys() >= {"empty.jpg", "not_an_image.jpg", "truncated.jpg"}
+    assert all(reason for reason in reasons.values())
+
+    stats = run_json("stats", data_dir=data_dir)
+    assert stats["consistent"] is True
+    assert stats["units"] == 5 + report["indexed"]
+    errors = run_json("errors", data_dir=data_dir)
+    assert {Path(e["path"]).name for e in errors} == set(reasons)
+    odd = run_json("search", "--image", str(broken / "名字 with spaces & émoji 🐦.jpg"), "--k", "1",
+                   data_dir=data_dir)
+    assert Path(odd["hits"][0]["path"]).name == "名字 with spaces & émoji 🐦.jpg"
+    for photo in photos:  # what was stored before is still stored
+        hit = run_json("search", "--image", str(photo), "--k", "1", data_dir=data_dir)["hits"][0]
+        assert hit["path"] == str(good / photo.name)
+
+
+def test_duplicates_changes_and_deletions(heron_lite: Path, tmp_path: Path) -> None:
+    photos = sorted(require_data("photos").glob("*.jpg"))[:4]
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for photo in photos:
+        shutil.copy(photo, folder / photo.name)
+    shutil.copy(photos[0], folder / "copy-of-first.jpg")
+    data_dir = tmp_path / "data"
+    first = json.loads(run_cli("index", str(folder), "--json", data_dir=data_dir)
+                       .stdout.splitlines()[-1])["report"]
+    assert (first["indexed"], first["linked"]) == (4, 1)
+
+    (folder / photos[1].name).unlink()
+    shutil.copy(DATA / "photos" / sorted(p.name for p in (DATA / "photos").glob("*.jpg"))[10],
+                folder / photos[2].name)  # same name, new content
+    second = json.loads(run_cli("index", str(folder), "--json", data_dir=data_dir)
+                        .stdout.splitlines()[-1])["report"]
+    assert second["removed"] == 1 and second["indexed"] == 1 and second["unchanged"] == 3
+
+    stats = run_json("stats", data_dir=data_dir)
+    assert stats["units"] == 3 and stats["files"] == {"indexed": 4} and stats["consistent"]
+    hit = run_json("search", "--image", str(photos[0]), "--k", "1", data_dir=data_dir)["hits"][0]
+    assert sorted(hit["paths"]) == sorted([str(folder / photos[0].name),
+                                           str(folder / "copy-of-first.jpg")])
+
+
+def test_missing_path_and_bad_filter_are_clear_errors(tmp_path: Path) -> None:
+    result = run_cli("index", str(tmp_path / "nope"), data_dir=tmp_path / "d", check=False)
+    assert result.returncode == 1 and "no such file or directory" in result.stderr
+    result = run_cli("search", "x", "--where", "colour~~red", data_dir=tmp_path / "d", check=False)
+    assert result.returncode == 1 and "error" in result.stderr.lower()
