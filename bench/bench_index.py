@@ -53,8 +53,10 @@ def index_rate(folder: Path, limit: int | None, settings: Settings) -> tuple[flo
     try:
         with Heron(settings=settings) as heron:
             heron.encoder.embed_pixels(  # load the session outside the timed run, as above
-                np.zeros((1, 3, heron.encoder.image_spec.size, heron.encoder.image_spec.size),
-                         dtype=np.float32)
+                np.zeros(
+                    (1, 3, heron.encoder.image_spec.size, heron.encoder.image_spec.size),
+                    dtype=np.float32,
+                )
             )
             start = time.perf_counter()
             report = heron.index([source])
@@ -90,18 +92,25 @@ def main() -> None:
             rate, count = index_rate(folder, args.limit, settings)
         finally:
             shutil.rmtree(data_dir)
-        results.append({
-            "set": name, "images": count, "index_images_per_s": round(rate, 1),
-            "model_only_images_per_s": round(model_rate, 1), "ratio": round(rate / model_rate, 3),
-        })
+        results.append(
+            {
+                "set": name,
+                "images": count,
+                "index_images_per_s": round(rate, 1),
+                "model_only_images_per_s": round(model_rate, 1),
+                "ratio": round(rate / model_rate, 3),
+            }
+        )
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.json:
         print(json.dumps({"results": results, "peak_rss_mb": round(peak_rss_mb)}))
         return
     print(f"{'set':<16}{'images':>8}{'index img/s':>13}{'model img/s':>13}{'ratio':>8}")
     for r in results:
-        print(f"{r['set']:<16}{r['images']:>8}{r['index_images_per_s']:>13}"
-              f"{r['model_only_images_per_s']:>13}{r['ratio']:>8}")
+        print(
+            f"{r['set']:<16}{r['images']:>8}{r['index_images_per_s']:>13}"
+            f"{r['model_only_images_per_s']:>13}{r['ratio']:>8}"
+        )
     print(f"peak RSS: {peak_rss_mb:.0f} MB")
 
 

@@ -1,6 +1,6 @@
 """Write a `heron eval` file from Flickr8k-style captions (one query per caption).
 
-    python scripts/make_flickr8k_eval.py ../shared/data/flickr8k --split val --out val_en.jsonl
+python scripts/make_flickr8k_eval.py ../shared/data/flickr8k --split val --out val_en.jsonl
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ def write_eval_file(
     """One line per caption: {"query": caption, "relevant": [absolute image path]}."""
     images = (dataset / "images").absolute()
     count = 0
-    with (dataset / "captions.jsonl").open(encoding="utf-8") as source, out.open(
-        "w", encoding="utf-8"
-    ) as sink:
+    with (
+        (dataset / "captions.jsonl").open(encoding="utf-8") as source,
+        out.open("w", encoding="utf-8") as sink,
+    ):
         for line in source:
             record = json.loads(line)
             if record.get("split") != split:

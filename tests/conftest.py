@@ -36,8 +36,9 @@ def heron_lite() -> Path:
     return registry.resolve("heron-lite")
 
 
-def run_cli(*args: str, data_dir: Path | None = None, check: bool = True,
-            timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, data_dir: Path | None = None, check: bool = True, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """Run the real `heron` console entry point in a subprocess."""
     cmd = [sys.executable, "-m", "heron.cli"]
     if data_dir is not None:
@@ -77,8 +78,9 @@ def val_index(heron_lite: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """The 1,000 Flickr8k val images indexed through the CLI, with an eval file beside them."""
     records = flickr_split("val")
     root = tmp_path_factory.mktemp("val")
-    images = link_images([str(r["image"]) for r in records], DATA / "flickr8k" / "images",
-                         root / "images")
+    images = link_images(
+        [str(r["image"]) for r in records], DATA / "flickr8k" / "images", root / "images"
+    )
     eval_file = root / "val_en.jsonl"
     with eval_file.open("w", encoding="utf-8") as handle:
         for record in records:

@@ -6,8 +6,14 @@ from heron.catalog import INDEXED, PENDING, SKIPPED, Catalog, FileRecord
 
 
 def _rec(path: str, h: str | None = "h1", status: str = INDEXED, size: int = 10) -> FileRecord:
-    return FileRecord(path=path, size=size, mtime_ns=1, status=status, content_hash=h,
-                      reason=None if status == INDEXED else "bad")
+    return FileRecord(
+        path=path,
+        size=size,
+        mtime_ns=1,
+        status=status,
+        content_hash=h,
+        reason=None if status == INDEXED else "bad",
+    )
 
 
 def test_save_is_upsert_and_records_under_respects_folder_boundaries(tmp_path: Path) -> None:

@@ -7,8 +7,9 @@ import pytest
 from heron.config import ConfigError, Settings
 
 
-def test_precedence_defaults_toml_env_arguments(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_precedence_defaults_toml_env_arguments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     toml = tmp_path / "config.toml"
     toml.write_text('[heron]\nbatch_size = 8\nthreads = 3\nmodel = "from-toml"\n')
     monkeypatch.setenv("HERON_THREADS", "5")
@@ -28,8 +29,11 @@ def test_default_data_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("[heron]\nbatch_size = 'many'\n", "must be int"), ("[heron]\ncolour = 1\n", "unknown"),
-     ("[heron\n", "cannot read")],
+    [
+        ("[heron]\nbatch_size = 'many'\n", "must be int"),
+        ("[heron]\ncolour = 1\n", "unknown"),
+        ("[heron\n", "cannot read"),
+    ],
 )
 def test_bad_config_is_a_clear_error(tmp_path: Path, content: str, message: str) -> None:
     toml = tmp_path / "config.toml"

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.slow
 def _start_index(folder: Path, data_dir: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "heron.cli", "--data-dir", str(data_dir), "index", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
     )
 
 
@@ -40,13 +42,15 @@ def test_killed_runs_resume_to_exactly_one_row_per_unit(heron_lite: Path, tmp_pa
         process.wait(timeout=60)
     assert kills >= 1, "every run finished before it could be killed; the test proved nothing"
 
-    final = json.loads(run_cli("index", str(folder), "--json", data_dir=data_dir)
-                       .stdout.splitlines()[-1])["report"]
+    final = json.loads(
+        run_cli("index", str(folder), "--json", data_dir=data_dir).stdout.splitlines()[-1]
+    )["report"]
     assert final["skipped"] == 0
     stats = run_json("stats", data_dir=data_dir)
     assert stats["units"] == stats["rows"] == 400
     assert stats["files"] == {"indexed": 400}
     assert stats["consistent"] is True
-    again = json.loads(run_cli("index", str(folder), "--json", data_dir=data_dir)
-                       .stdout.splitlines()[-1])["report"]
+    again = json.loads(
+        run_cli("index", str(folder), "--json", data_dir=data_dir).stdout.splitlines()[-1]
+    )["report"]
     assert again["unchanged"] == 400 and again["indexed"] == 0

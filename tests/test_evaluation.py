@@ -29,8 +29,10 @@ def test_metrics_on_a_known_ranking() -> None:
 
 
 def test_eval_file_resolves_relative_paths(tmp_path: Path) -> None:
-    lines = [{"query": "a dog", "relevant": ["img/a.jpg", "/abs/b.jpg"]},
-             {"query_image": "q.jpg", "relevant": ["img/c.jpg"]}]
+    lines = [
+        {"query": "a dog", "relevant": ["img/a.jpg", "/abs/b.jpg"]},
+        {"query_image": "q.jpg", "relevant": ["img/c.jpg"]},
+    ]
     path = tmp_path / "e.jsonl"
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n\n")
     first, second = load_eval_file(path)
@@ -40,10 +42,12 @@ def test_eval_file_resolves_relative_paths(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("line", "message"),
-    [("{not json", "line 1: not valid JSON"),
-     ('{"query": "x"}', "'relevant'"),
-     ('{"query": "x", "query_image": "y", "relevant": ["a"]}', "exactly one"),
-     ('{"query": " ", "relevant": ["a"]}', "non-empty")],
+    [
+        ("{not json", "line 1: not valid JSON"),
+        ('{"query": "x"}', "'relevant'"),
+        ('{"query": "x", "query_image": "y", "relevant": ["a"]}', "exactly one"),
+        ('{"query": " ", "relevant": ["a"]}', "non-empty"),
+    ],
 )
 def test_bad_eval_lines_name_the_line(tmp_path: Path, line: str, message: str) -> None:
     path = tmp_path / "e.jsonl"

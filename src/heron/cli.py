@@ -32,8 +32,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 models_app = typer.Typer(help="List, build and download embedding models.", no_args_is_help=True)
-adapter_app = typer.Typer(help="Train a text↔image adapter head on your captioned images.",
-                          no_args_is_help=True)
+adapter_app = typer.Typer(
+    help="Train a text↔image adapter head on your captioned images.", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
 app.add_typer(adapter_app, name="adapter")
 
@@ -56,7 +57,9 @@ options = _Options()
 def main_options(
     data_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", envvar="HERON_DATA_DIR", help="Index location (default: XDG data dir)."),
+        typer.Option(
+            "--data-dir", envvar="HERON_DATA_DIR", help="Index location (default: XDG data dir)."
+        ),
     ] = None,
     model: Annotated[
         str | None,
@@ -117,8 +120,15 @@ def index(
             report = heron.index(paths, on_progress=lambda p: _print_json({"progress": p.__dict__}))
             _print_json({"report": report.to_dict()})
             return
-        columns = (TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
-                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+        columns = (
+            TextColumn("[bold]indexing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _RateColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+        )
         with Progress(*columns, console=err, transient=False) as progress:
             task = progress.add_task("index", total=None)
 
@@ -159,8 +169,13 @@ def search(
     with _errors(), _heron() as heron:
         hits = heron.search(query, image or None, k=k, filter=where, min_score=min_score)
         if as_json:
-            _print_json({"query": query, "images": [str(p) for p in image or []],
-                         "hits": [hit.to_dict() for hit in hits]})
+            _print_json(
+                {
+                    "query": query,
+                    "images": [str(p) for p in image or []],
+                    "hits": [hit.to_dict() for hit in hits],
+                }
+            )
             return
         _render_hits(hits)
 
@@ -220,8 +235,9 @@ def errors(
             _print_json([{"path": r.path, "status": r.status, "reason": r.reason} for r in records])
             return
         for record in records:
-            out.print(f"[yellow]{record.status}[/yellow] {record.path}: {record.reason}",
-                      highlight=False)
+            out.print(
+                f"[yellow]{record.status}[/yellow] {record.path}: {record.reason}", highlight=False
+            )
         out.print(f"{len(records)} file(s) not indexed")
 
 
@@ -237,7 +253,9 @@ def get(unit_id: Annotated[str, typer.Argument(help="A hit's id.")]) -> None:
 
 
 @app.command()
-def delete(paths: Annotated[list[Path], typer.Argument(help="Files or folders to forget.")]) -> None:
+def delete(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to forget.")],
+) -> None:
     """Remove files (or whole folders) from the index; the files themselves are untouched."""
     with _errors(), _heron() as heron:
         removed = heron.delete(paths)
@@ -251,8 +269,10 @@ def shell() -> None:
 
     with _errors(), _heron() as heron:
         stats_now = heron.stats()
-        out.print(f"[bold]{stats_now.units}[/bold] images indexed with {stats_now.model}. "
-                  "Type a query; 'image:PATH' searches by example; empty line quits.")
+        out.print(
+            f"[bold]{stats_now.units}[/bold] images indexed with {stats_now.model}. "
+            "Type a query; 'image:PATH' searches by example; empty line quits."
+        )
         while True:
             try:
                 line = input("heron> ").strip()
@@ -284,8 +304,12 @@ def models_list(as_json: JsonOption = False) -> None:
         table.add_column(name)
     for info in infos:
         data = info.to_dict()
-        table.add_row(str(data["name"]), str(data["status"]), str(data["source"]),
-                      str(data.get("description", "")))
+        table.add_row(
+            str(data["name"]),
+            str(data["status"]),
+            str(data["source"]),
+            str(data.get("description", "")),
+        )
     out.print(table)
 
 
@@ -303,7 +327,9 @@ def models_build(
 
 
 @models_app.command("pull")
-def models_pull(name: Annotated[str, typer.Argument(help="Hub repo, e.g. immich-app/ViT-B-32__openai")]) -> None:
+def models_pull(
+    name: Annotated[str, typer.Argument(help="Hub repo, e.g. immich-app/ViT-B-32__openai")],
+) -> None:
     """Download a CLIP-family ONNX bundle from the Hugging Face hub (honours HF_ENDPOINT)."""
     from heron.models import registry
 
@@ -326,7 +352,12 @@ def adapter_train(
         from heron.models import adapter
 
         result = adapter.train_from_captions(
-            captions, images, out_path, train_split=train_split, val_split=val_split, lang=lang,
+            captions,
+            images,
+            out_path,
+            train_split=train_split,
+            val_split=val_split,
+            lang=lang,
             progress=lambda m: err.print(f"[dim]{m}[/dim]"),
         )
         out.print(f"trained head written to {out_path}: {result}")

@@ -1,15 +1,14 @@
 """The public Python API. Every interface (CLI, REST, web) goes through `Heron`.
 
-    from heron import Heron
-    with Heron("~/.local/share/heron") as heron:
-        heron.index(["~/Pictures"])
-        for hit in heron.search(text="a dog running on the beach", k=5):
-            print(hit.score, hit.path)
+from heron import Heron
+with Heron("~/.local/share/heron") as heron:
+    heron.index(["~/Pictures"])
+    for hit in heron.search(text="a dog running on the beach", k=5):
+        print(hit.score, hit.path)
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from heron.search.evaluation import EvalReport, load_eval_file, summarise
 from heron.store.base import Store
 from heron.store.blobs import BlobStore
 from heron.store.filters import Filter, parse_filter
-from heron.store.lance import LanceStore
+from heron.store.lance import AnnSettings, LanceStore
 from heron.util.locks import exclusive_lock
 
 ImageInput = str | Path | bytes | Image.Image
@@ -102,7 +101,7 @@ class Heron:
             self._store = LanceStore(
                 self.settings.store_path,
                 dim=int(dim) if dim else self.encoder.dim,
-                ann_min_rows=self.settings.ann_min_rows,
+                ann=AnnSettings(threshold=self.settings.ann_min_rows),
             )
         return self._store
 

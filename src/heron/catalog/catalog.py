@@ -153,7 +153,9 @@ class Catalog:
         removed = 0
         with self._engine.begin() as conn:
             for chunk in _chunks(paths, 500):
-                removed += conn.execute(delete(files_table).where(files_table.c.path.in_(chunk))).rowcount
+                removed += conn.execute(
+                    delete(files_table).where(files_table.c.path.in_(chunk))
+                ).rowcount
         return removed
 
     def indexed_hashes(self) -> set[str]:

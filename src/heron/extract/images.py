@@ -40,6 +40,7 @@ __all__ = [
     "SkipFile",
     "UnreadableFile",
     "decode_image",
+    "decode_image_bytes",
     "make_thumbnail",
 ]
 
@@ -48,7 +49,7 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(
 )
 THUMBNAIL_SIDE = 256
 THUMBNAIL_QUALITY = 75
-THUMBNAIL_METHOD = 0  # libwebp effort 0..6; 0 is ~3x faster than the default 4 at this size
+THUMBNAIL_METHOD = 0  # libwebp effort 0..6: 0 is 2-3x faster than the default 4, ~15 % larger
 
 _HEAD_BYTES = 512
 _WHITE = (255, 255, 255)
@@ -96,17 +97,14 @@ def decode_image(path: Path, target_size: int = 224, max_pixels: int = 80_000_00
     max(target_size, THUMBNAIL_SIDE). Raises UnreadableFile with a human reason.
     """
     with _open_file(path) as fp:
-        try:
-            head = fp.read(_HEAD_BYTES)
-        except OSError as exc:
-            raise UnreadableFile(f"cannot read file: {exc.strerror or exc}") from None
-        if not head:
-            raise UnreadableFile("empty file")
-        fp.seek(0)
-        # Not closed with `with`: Image.close() would invalidate the pixels we return. The file
-        # itself is ours and closes here.
-        im = _open_image(fp, head, max_pixels)
-        return _decode(im, max(target_size, THUMBNAIL_SIDE), max_pixels)
+        return _decode_stream(fp, target_size, max_pixels)
+
+
+def decode_image_bytes(
+    data: bytes, target_size: int = 224, max_pixels: int = 80_000_000
+) -> DecodedImage:
+    """`decode_image` for in-memory content (an upload, a query image)."""
+    return _decode_stream(io.BytesIO(data), target_size, max_pixels)
 
 
 def make_thumbnail(image: Image.Image, max_side: int = THUMBNAIL_SIDE) -> bytes:
@@ -124,6 +122,20 @@ def make_thumbnail(image: Image.Image, max_side: int = THUMBNAIL_SIDE) -> bytes:
 
 
 # --- opening: identify the content and check its declared size before any pixels ---
+
+
+def _decode_stream(fp: BinaryIO, target_size: int, max_pixels: int) -> DecodedImage:
+    try:
+        head = fp.read(_HEAD_BYTES)
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read file: {exc.strerror or exc}") from None
+    if not head:
+        raise UnreadableFile("empty file")
+    fp.seek(0)
+    # Not closed with `with`: Image.close() would invalidate the pixels we return; the stream
+    # belongs to the caller.
+    im = _open_image(fp, head, max_pixels)
+    return _decode(im, max(target_size, THUMBNAIL_SIDE), max_pixels)
 
 
 def _open_file(path: Path) -> BinaryIO:

@@ -31,7 +31,19 @@ from heron.store.base import Store
 from heron.store.blobs import BlobStore
 from heron.understand.hashes import content_hash
 
-COMMIT_EVERY_RECORDS = 256  # flush catalog-only work (skips, duplicates) at least this often
+COMMIT_EVERY_RECORDS = 256
+# Crawl problems that concern one file (kept in the catalog as skipped); loops and duplicate
+# folder links concern folders and are only reported.
+FILE_PROBLEMS = frozenset({"broken_link", "unsupported", "unreadable"})
+# Files Heron recognises but cannot index yet: each gets a skipped-with-reason outcome, so a
+# user learns why a document or video in a photo folder was not found. `.jxl` goes through the
+# image decoder, which names the format it cannot read.
+NOT_YET_INDEXED = frozenset(
+    {".pdf", ".pptx", ".docx", ".md", ".txt", ".mp4", ".webm", ".mov", ".mkv", ".avi"}
+)
+CRAWLED_SUFFIXES = (
+    IMAGE_SUFFIXES | NOT_YET_INDEXED | {".jxl"}
+)  # flush catalog-only work (skips, duplicates) at least this often
 
 
 @dataclass
@@ -111,7 +123,9 @@ class Indexer:
         self.thumbnail_size = thumbnail_size
         self.max_image_pixels = max_image_pixels
 
-    def run(self, roots: Sequence[Path], on_progress: ProgressCallback | None = None) -> IndexReport:
+    def run(
+        self, roots: Sequence[Path], on_progress: ProgressCallback | None = None
+    ) -> IndexReport:
         started = time.perf_counter()
         roots = [Path(root).expanduser().absolute() for root in roots]
         for root in roots:
@@ -136,9 +150,12 @@ class Indexer:
         seen: set[str] = set()
         todo: list[CrawlEntry] = []
         problems: list[FileRecord] = []
-        for item in walk(roots, include_hidden=self.include_hidden, suffixes=IMAGE_SUFFIXES):
+        for item in walk(roots, include_hidden=self.include_hidden, suffixes=CRAWLED_SUFFIXES):
             if isinstance(item, CrawlProblem):
                 report.problems.append({"path": str(item.path), "reason": item.reason})
+                if item.kind in FILE_PROBLEMS:
+                    seen.add(str(item.path))
+                    problems.append(_problem_record(item))
                 continue
             key = str(item.path)
             seen.add(key)
@@ -185,11 +202,15 @@ class Indexer:
                 )
 
         with ThreadPoolExecutor(self.decode_workers, thread_name_prefix="heron-decode") as pool:
-            for prepared in _bounded_map(pool, lambda e: self._prepare(e, stored), todo,
-                                         window=self.batch_size * 3):
+            for prepared in _bounded_map(
+                pool, lambda e: self._prepare(e, stored), todo, window=self.batch_size * 3
+            ):
                 done += 1
                 self._route(prepared, batch, stored, report)
-                if len(batch.units) >= self.batch_size or len(batch.records) >= COMMIT_EVERY_RECORDS:
+                if (
+                    len(batch.units) >= self.batch_size
+                    or len(batch.records) >= COMMIT_EVERY_RECORDS
+                ):
                     flush()
             flush()
         replaced = {h for p, h in previous.items() if h} - self.catalog.indexed_hashes()
@@ -197,6 +218,10 @@ class Indexer:
 
     def _prepare(self, entry: CrawlEntry, stored: set[str]) -> _Prepared:
         prepared = _Prepared(entry=entry)
+        suffix = entry.path.suffix.lower()
+        if suffix in NOT_YET_INDEXED:
+            prepared.reason = f"{suffix} files are not indexed yet (this version indexes images)"
+            return prepared
         try:
             prepared.content_hash = content_hash(entry.path)
             if prepared.content_hash in stored:
@@ -346,8 +371,16 @@ def _file_record(
     )
 
 
+def _problem_record(problem: CrawlProblem) -> FileRecord:
+    return FileRecord(
+        path=str(problem.path), size=0, mtime_ns=0, status=SKIPPED, reason=problem.reason
+    )
+
+
 def _bounded_map(
-    pool: ThreadPoolExecutor, fn: Callable[[CrawlEntry], _Prepared], items: list[CrawlEntry],
+    pool: ThreadPoolExecutor,
+    fn: Callable[[CrawlEntry], _Prepared],
+    items: list[CrawlEntry],
     window: int,
 ) -> Iterator[_Prepared]:
     """Like pool.map, in order, but never more than `window` items in flight."""

@@ -30,8 +30,8 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-2
     batch_size: int = 256
-    max_epochs: int = 300
-    patience: int = 15
+    max_epochs: int = 200
+    patience: int = 10
     val_fraction: float = 0.1
     seed: int = 0
 
@@ -183,9 +183,7 @@ def train_head(
     for epoch in range(1, config.max_epochs + 1):
         for batch in _batches(_one_text_per_image(pairs, rng), config.batch_size):
             image_vecs = F.normalize(linear(images[pairs[batch]]), dim=-1)
-            logits = image_vecs @ texts[batch].T / config.temperature
-            target = torch.arange(len(batch))
-            loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+            loss = info_nce(image_vecs, texts[batch], config.temperature)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -202,6 +200,16 @@ def train_head(
         "val_recall_lit": best.recall,
     }
     return best.head
+
+
+def info_nce(image_vecs: Any, text_vecs: Any, temperature: float) -> Any:
+    """Symmetric InfoNCE of matched rows (torch tensors): row i of each is a positive pair."""
+    import torch
+    import torch.nn.functional as F
+
+    logits = image_vecs @ text_vecs.T / temperature
+    target = torch.arange(len(logits))
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
 @dataclass
@@ -344,14 +352,17 @@ def train_adapter_from_jsonl(
     lang: str = "en",
     config: TrainConfig = TrainConfig(),
     progress: Progress | None = None,
+    data: str | None = None,
+    licence: str | None = None,
 ) -> Head:
     """`heron adapter train`: train a head from a captions `.jsonl` and its image folder.
 
     Records with `"split": "val"` are the validation set when there are any; every other record is
-    trained on. Without a val split, `config.val_fraction` of the images are held out.
+    trained on. Without a val split, `config.val_fraction` of the images are held out. `data` and
+    `licence` describe the captions for the model card.
     """
     records = load_captions(captions, lang=lang, images_dir=images_dir)
     val = load_captions(captions, split="val", lang=lang, images_dir=images_dir)
     val_paths = {path for path, _ in val}
     train = [item for item in records if item[0] not in val_paths]
-    return train_adapter(train, out_path, val or None, config, progress)
+    return train_adapter(train, out_path, val or None, config, progress, data, licence)

@@ -100,7 +100,9 @@ def _read_heron(path: Path) -> BundleConfig:
     config = _load_json(path, path / "config.json")
     fmt = config.get("format")
     if fmt != HERON_FORMAT:
-        raise BundleError(path, f"config.json has format {fmt!r}; this Heron reads {HERON_FORMAT!r}")
+        raise BundleError(
+            path, f"config.json has format {fmt!r}; this Heron reads {HERON_FORMAT!r}"
+        )
     visual, textual, tokenizer = _require(
         path, path / "visual.onnx", path / "textual.onnx", path / "tokenizer.json"
     )
@@ -144,6 +146,7 @@ def _read_hub(path: Path) -> BundleConfig:
     text_cfg = _section(path, config, "text_cfg")
     preprocess = _hub_preprocess(path, config, vision_cfg)
     tokenizer_kwargs = text_cfg.get("tokenizer_kwargs") or {}
+    canonicalize = tokenizer_kwargs.get("clean") == "canonicalize"  # SigLIP's text cleaning
     readme = path / "README.md"
     return BundleConfig(
         path=path,
@@ -163,7 +166,7 @@ def _read_hub(path: Path) -> BundleConfig:
         textual_path=textual,
         tokenizer_path=tokenizer,
         pad_to_context=True,
-        text_clean="canonicalize" if tokenizer_kwargs.get("clean") == "canonicalize" else "whitespace",
+        text_clean="canonicalize" if canonicalize else "whitespace",
         card_path=readme if readme.is_file() else None,
     )
 
@@ -186,12 +189,14 @@ def _hub_preprocess(path: Path, config: dict[str, Any], vision_cfg: dict[str, An
     merged.setdefault("mean", OPENAI_MEAN)
     merged.setdefault("std", OPENAI_STD)
     if merged.get("size") is None:
-        raise BundleError(path, "neither visual/preprocess_cfg.json nor config.json gives an image size")
+        raise BundleError(
+            path, "neither visual/preprocess_cfg.json nor config.json gives an image size"
+        )
     return merged
 
 
 def _hub_pad_id(path: Path, tokenizer_file: Path) -> int:
-    """The id of tokenizer_config.json's pad_token (immich pads with it), else the file's padding."""
+    """The id of tokenizer_config.json's pad_token (immich pads with it), else tokenizer.json's."""
     from tokenizers import Tokenizer
 
     try:
@@ -278,7 +283,9 @@ def _triple(path: Path, section: dict[str, Any], key: str) -> tuple[float, float
 
 def _text_clean(path: Path, value: Any) -> TextClean:
     if value not in ("none", "whitespace", "canonicalize"):
-        raise BundleError(path, f"text.clean must be none, whitespace or canonicalize, not {value!r}")
+        raise BundleError(
+            path, f"text.clean must be none, whitespace or canonicalize, not {value!r}"
+        )
     return value
 
 
@@ -319,5 +326,7 @@ def _field(path: Path, config: dict[str, Any], key: str, kind: type | tuple[type
 def _positive(path: Path, section: dict[str, Any], key: str, label: str | None = None) -> int:
     value = section.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise BundleError(path, f"config.json {label or key!r} must be a positive integer, not {value!r}")
+        raise BundleError(
+            path, f"config.json {label or key!r} must be a positive integer, not {value!r}"
+        )
     return value

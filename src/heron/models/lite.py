@@ -218,7 +218,7 @@ def _model_card(version: str, head: Head, diffs: dict[str, float]) -> str:
         "head_data": data,
         "head_licence": licence,
         **{key: meta.get(key, "?") for key in _CARD_COUNTS},
-        **{key: value for key, value in meta.get("train", {}).items()},
+        **{key: meta.get("train", {}).get(key, "?") for key in _CARD_TRAIN},
         **{f"lit_r{k}": _pct(lit.get(f"R@{k}")) for k in (1, 5, 10)},
         **{f"blend_r{k}": _pct(blend.get(f"R@{k}")) for k in (1, 5, 10)},
         **{key: f"{value:.1e}" for key, value in diffs.items()},
@@ -227,6 +227,7 @@ def _model_card(version: str, head: Head, diffs: dict[str, float]) -> str:
     return string.Template(template).safe_substitute(fields)
 
 
+_CARD_TRAIN = ("temperature", "lr", "weight_decay", "batch_size")
 _CARD_COUNTS = ("train_images", "train_captions", "val_images", "val_captions", "best_epoch")
 
 

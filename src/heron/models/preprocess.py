@@ -34,7 +34,8 @@ class ImageSpec:
 
     def __post_init__(self) -> None:
         if self.interpolation not in _FILTERS:
-            raise ValueError(f"unknown interpolation {self.interpolation!r}; use one of {sorted(_FILTERS)}")
+            known = ", ".join(sorted(_FILTERS))
+            raise ValueError(f"unknown interpolation {self.interpolation!r}; use one of {known}")
 
 
 def resize_for_model(image: Image.Image, spec: ImageSpec) -> Image.Image:

@@ -83,7 +83,11 @@ def _parse_line(raw: str, number: int, base: Path) -> EvalQuery:
     if text is not None and (not isinstance(text, str) or not text.strip()):
         raise EvalFileError(f"line {number}: 'query' must be a non-empty string")
     relevant = item.get("relevant")
-    if not isinstance(relevant, list) or not relevant or not all(isinstance(p, str) for p in relevant):
+    if (
+        not isinstance(relevant, list)
+        or not relevant
+        or not all(isinstance(p, str) for p in relevant)
+    ):
         raise EvalFileError(f"line {number}: 'relevant' must be a non-empty list of paths")
     return EvalQuery(
         line=number,

@@ -22,7 +22,9 @@ def exclusive_lock(path: Path, what: str) -> Iterator[None]:
         except BlockingIOError as exc:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            raise LockedError(f"{what} is already running (pid {holder}); wait for it to end") from exc
+            raise LockedError(
+                f"{what} is already running (pid {holder}); wait for it to end"
+            ) from exc
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))

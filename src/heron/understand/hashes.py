@@ -1,0 +1,25 @@
+"""Content hashes: a unit id is the BLAKE2b-128 of the file bytes, so identical files share one."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+_DIGEST_BYTES = 16
+_CHUNK_BYTES = 1 << 20
+
+
+def content_hash(path: Path | str) -> str:
+    """Hex BLAKE2b-128 of the file's bytes, read in 1 MiB chunks (constant memory)."""
+    digest = hashlib.blake2b(digest_size=_DIGEST_BYTES)
+    buffer = bytearray(_CHUNK_BYTES)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as fp:
+        while count := fp.readinto(buffer):
+            digest.update(view[:count])
+    return digest.hexdigest()
+
+
+def content_hash_bytes(data: bytes | bytearray | memoryview) -> str:
+    """Hex BLAKE2b-128 of in-memory bytes; equals `content_hash` of a file holding them."""
+    return hashlib.blake2b(data, digest_size=_DIGEST_BYTES).hexdigest()

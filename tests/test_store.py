@@ -1,0 +1,413 @@
+"""The store layer: Filter AST, --where parsing, and LanceStore."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from heron.store.base import UNIT_COLUMNS, Store, StoreError, StoreHit
+from heron.store.filters import (
+    And,
+    Compare,
+    Contains,
+    Field,
+    FilterError,
+    In,
+    Not,
+    parse_filter,
+    to_lance_sql,
+)
+from heron.store.lance import AnnSettings, LanceStore
+
+DIM = 16
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
+NASTY = [
+    "it's",
+    "back\\slash",
+    "trailing\\",
+    "x' OR 1=1 --",
+    "'; DROP TABLE units; --",
+    'dq"',
+    "`bt`",
+]
+
+
+def unit_vectors(n: int, dim: int = DIM, seed: int = 0, clusters: int = 8) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((clusters, dim)).astype(np.float32)
+    x = centers[rng.integers(0, clusters, n)] + 0.4 * rng.standard_normal((n, dim))
+    x = x.astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def make_rows(
+    vectors: np.ndarray, prefix: str = "u", model: str = "m@1", start: int = 0
+) -> list[dict[str, Any]]:
+    kinds = ["image", "page", "figure", "slide"]
+    return [
+        {
+            "id": f"{prefix}{i}",
+            "vector": v,
+            "model": model,
+            "kind": kinds[i % 4],
+            "path": f"/photos/{i}.jpg",
+            "text": f"unit number {i}",
+            "width": 100 * (i % 10),
+            "height": 50,
+            "bytes": 1000 + i,
+            "format": "jpeg" if i % 2 else "png",
+            "modified_at": T0 + timedelta(hours=i),
+            "extra": {"n": i},
+        }
+        for i, v in enumerate(vectors, start=start)
+    ]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LanceStore:
+    s = LanceStore(tmp_path / "db", dim=DIM)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def filled(store: LanceStore) -> tuple[LanceStore, np.ndarray, list[dict[str, Any]]]:
+    vectors = unit_vectors(200)
+    rows = make_rows(vectors)
+    store.upsert(rows)
+    return store, vectors, rows
+
+
+def sql(flt: Any) -> str:
+    return to_lance_sql(flt, UNIT_COLUMNS)
+
+
+# --------------------------------------------------------------------------- Filter AST
+
+
+def test_field_comparisons_build_nodes() -> None:
+    assert (Field("kind") == "image") == Compare("kind", "=", "image")
+    assert (Field("width") >= 800) == Compare("width", ">=", 800)
+    assert Field("format").isin(["jpeg", "png"]) == In("format", ("jpeg", "png"))
+    both = (Field("kind") == "image") & ~Field("path").contains("tmp")
+    assert both == And(Compare("kind", "=", "image"), Not(Contains("path", "tmp")))
+    assert hash(both) == hash(And(Compare("kind", "=", "image"), Not(Contains("path", "tmp"))))
+
+
+def test_filter_misuse_is_a_clear_error() -> None:
+    with pytest.raises(TypeError, match="parentheses"):
+        Field("kind") == "image" & Field("width")  # noqa: B015
+    with pytest.raises(TypeError, match="truth value"):
+        bool(Field("width") > 1)
+    with pytest.raises(TypeError, match="truth value"):
+        1 < Field("width") < 5  # noqa: B015
+    with pytest.raises(FilterError, match="unsupported filter value"):
+        Field("width") == [1, 2]  # noqa: B015
+    with pytest.raises(FilterError, match="finite"):
+        Field("width") > float("nan")  # noqa: B015
+    with pytest.raises(FilterError, match="at least one"):
+        Field("kind").isin([])
+    with pytest.raises(FilterError, match="list of values"):
+        Field("kind").isin("image")
+
+
+def test_to_lance_sql_renders_each_node() -> None:
+    flt = ((Field("kind") == "image") | (Field("width") < 100)) & ~Field("format").isin(["gif"])
+    assert sql(flt) == ("(((`kind` = 'image') OR (`width` < 100)) AND (NOT (`format` IN ('gif'))))")
+    assert sql(Field("modified_at") >= datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)) == (
+        "(`modified_at` >= TIMESTAMP '2024-01-02 03:04:05.000000+00:00')"
+    )
+    eastern = timezone(timedelta(hours=-5))
+    assert "08:00:00" in sql(Field("indexed_at") < datetime(2024, 1, 1, 3, tzinfo=eastern))
+    assert sql(Field("path").contains("50%_")) == "contains(`path`, '50%_')"
+    assert sql(Field("thumbnail").is_null()) == "(`thumbnail` IS NULL)"
+    assert sql(Field("width") >= 2.5) == "(CAST(`width` AS DOUBLE) >= 2.5)"
+    assert sql(Field("width") >= 800.0) == "(`width` >= 800)"
+
+
+@pytest.mark.parametrize("value", NASTY)
+def test_string_literals_cannot_escape(value: str) -> None:
+    rendered = sql(Field("path") == value)
+    assert rendered == "(`path` = '" + value.replace("'", "''") + "')"
+    # The literal is a single SQL string: every quote inside it is doubled.
+    body = rendered[len("(`path` = '") : -len("')")]
+    assert body.replace("''", "").count("'") == 0
+
+
+def test_filter_validation_against_columns() -> None:
+    with pytest.raises(FilterError, match="unknown field 'colour'"):
+        sql(Field("colour") == "red")
+    with pytest.raises(FilterError, match="unknown field"):
+        sql(Field("kind`) OR (1=1") == "x")
+    with pytest.raises(FilterError, match="vector"):
+        sql(Field("vector") == "x")
+    with pytest.raises(FilterError, match="holds int32"):
+        sql(Field("width") == "800")
+    with pytest.raises(FilterError, match="holds string"):
+        sql(Field("kind") == 3)
+    with pytest.raises(FilterError, match="holds timestamp"):
+        sql(Field("modified_at") > "2024-01-01")
+    with pytest.raises(FilterError, match="NUL"):
+        sql(Field("kind") == "a\x00b")
+    with pytest.raises(FilterError, match="64-bit"):
+        sql(Field("bytes") > 2**64)
+
+
+# --------------------------------------------------------------------------- --where syntax
+
+
+def test_parse_filter_cli_syntax() -> None:
+    assert parse_filter("kind=image") == Compare("kind", "=", "image")
+    assert parse_filter("width >= 800") == Compare("width", ">=", 800)
+    assert parse_filter("format in jpeg,png") == In("format", ("jpeg", "png"))
+    assert parse_filter("kind=image, format in jpeg,png, width>800") == And(
+        And(Compare("kind", "=", "image"), In("format", ("jpeg", "png"))),
+        Compare("width", ">", 800),
+    )
+    assert parse_filter("kind == page AND height<=10") == And(
+        Compare("kind", "=", "page"), Compare("height", "<=", 10)
+    )
+    assert parse_filter("format not in (gif, 'we,ird')") == Not(In("format", ("gif", "we,ird")))
+    assert parse_filter('path~"My Photos"') == Contains("path", "My Photos")
+    assert parse_filter('kind!="it\'s"') == Compare("kind", "!=", "it's")
+    assert parse_filter("modified_at>=2024-03-01") == Compare(
+        "modified_at", ">=", datetime(2024, 3, 1, tzinfo=UTC)
+    )
+    assert parse_filter("indexed_at<2024-03-01T12:00:00+02:00") == Compare(
+        "indexed_at", "<", datetime(2024, 3, 1, 10, tzinfo=UTC)
+    )
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        ("", "empty"),
+        ("colour=red", "unknown field 'colour'"),
+        ("vector=1", "unknown field"),
+        ("width>=wide", "not a valid int32"),
+        ("modified_at>yesterday", "not a valid timestamp"),
+        ("kind=image or kind=page", "OR is not supported"),
+        ("kind image", "expected an operator"),
+        ("kind=", "unexpected end"),
+        ("width~8", "needs a text field"),
+        ("kind=image width=3", "expected ',' or AND"),
+        ("format in (jpeg, png", "unexpected end"),
+        ("=image", "expected a field name"),
+    ],
+)
+def test_parse_filter_errors(expr: str, message: str) -> None:
+    with pytest.raises(FilterError, match=message):
+        parse_filter(expr)
+
+
+# --------------------------------------------------------------------------- LanceStore
+
+
+def test_store_satisfies_protocol(store: LanceStore) -> None:
+    assert isinstance(store, Store)
+    assert store.dim == DIM
+    assert store.count() == 0
+    assert store.search(unit_vectors(1)[0], 5) == []
+
+
+def test_upsert_get_delete_count(filled: tuple[LanceStore, np.ndarray, list]) -> None:
+    store, vectors, _ = filled
+    assert store.count() == 200
+    got = store.get(["u5", "missing", "u2"])
+    assert [r["id"] for r in got] == ["u5", "u2"]
+    assert list(got[0]) == list(UNIT_COLUMNS)
+    np.testing.assert_array_equal(got[0]["vector"], vectors[5])
+    assert got[0]["vector"].dtype == np.float32
+    assert got[0]["kind"] == "page" and got[0]["width"] == 500 and got[0]["extra"] == '{"n": 5}'
+    assert got[0]["modified_at"] == T0 + timedelta(hours=5)
+    assert got[0]["indexed_at"] is not None and got[0]["thumbnail"] == ""
+    store.delete(["u5", "u2", "never-there"])
+    assert store.count() == 198
+    assert store.get(["u5", "u2"]) == []
+    assert store.ids() == {f"u{i}" for i in range(200)} - {"u5", "u2"}
+    assert store.count(Field("kind") == "image") == 50  # i % 4 == 0
+
+
+def test_upsert_same_id_twice_keeps_one_row(store: LanceStore) -> None:
+    v = unit_vectors(2)
+    store.upsert([{"id": "a", "vector": v[0], "model": "m@1", "text": "first"}])
+    store.upsert([{"id": "a", "vector": v[1], "model": "m@2", "text": "second"}])
+    assert store.count() == 1
+    (row,) = store.get(["a"])
+    assert row["text"] == "second" and row["model"] == "m@2"
+    np.testing.assert_array_equal(row["vector"], v[1])
+
+
+def test_batch_with_duplicate_ids_last_wins(store: LanceStore) -> None:
+    v = unit_vectors(3)
+    batch = [
+        {"id": "a", "vector": v[0], "model": "m@1", "text": "one"},
+        {"id": "b", "vector": v[1], "model": "m@1"},
+        {"id": "a", "vector": v[2], "model": "m@1", "text": "three"},
+    ]
+    assert store.upsert(batch) == 2
+    assert store.upsert(batch) == 2  # a crashed batch rerun replaces, never duplicates
+    assert store.count() == 2
+    assert store.get(["a"])[0]["text"] == "three"
+
+
+def test_upsert_rejects_bad_rows_without_writing(store: LanceStore) -> None:
+    v = unit_vectors(2)
+    good = {"id": "a", "vector": v[0], "model": "m@1"}
+    with pytest.raises(StoreError, match="shape"):
+        store.upsert([good, {"id": "b", "vector": np.ones(DIM + 1), "model": "m@1"}])
+    with pytest.raises(StoreError, match="unknown column"):
+        store.upsert([{**good, "colour": "red"}])
+    with pytest.raises(StoreError, match="required"):
+        store.upsert([{"id": "b", "vector": v[1]}])
+    with pytest.raises(StoreError, match="NaN"):
+        store.upsert([{**good, "vector": np.full(DIM, np.nan)}])
+    with pytest.raises(StoreError, match="integer"):
+        store.upsert([{**good, "width": "wide"}])
+    assert store.count() == 0
+
+
+@pytest.mark.parametrize("value", NASTY)
+def test_injection_values_match_literally(store: LanceStore, value: str) -> None:
+    v = unit_vectors(3)
+    store.upsert(
+        [
+            {"id": "x", "vector": v[0], "model": "m@1", "path": value},
+            {"id": "y", "vector": v[1], "model": "m@1", "path": "plain"},
+            {"id": "z", "vector": v[2], "model": "m@1", "path": value + "!"},
+        ]
+    )
+    assert store.count(Field("path") == value) == 1
+    assert store.count(Field("path") != value) == 2
+    assert store.count(Field("path").contains(value)) == 2
+    assert [h.id for h in store.search(v[1], 3, Field("path") == value)] == ["x"]
+    assert store.get([value]) == []
+    store.delete([value])
+    assert store.count() == 3
+
+
+def test_store_rejects_bad_filters(filled: tuple[LanceStore, np.ndarray, list]) -> None:
+    store, vectors, _ = filled
+    with pytest.raises(StoreError, match="unknown field"):
+        store.count(Field("colour") == "red")
+    with pytest.raises(StoreError, match="holds int32"):
+        store.search(vectors[0], 3, Field("width") == "wide")
+
+
+def test_search_matches_numpy_brute_force(filled: tuple[LanceStore, np.ndarray, list]) -> None:
+    store, vectors, _ = filled
+    query = unit_vectors(1, seed=9)[0]
+    hits = store.search(query, 10)
+    assert all(isinstance(h, StoreHit) for h in hits)
+    sims = vectors @ query
+    expected = np.argsort(-sims)[:10]
+    assert [h.id for h in hits] == [f"u{i}" for i in expected]
+    np.testing.assert_allclose([h.score for h in hits], sims[expected], atol=1e-5)
+    assert "vector" not in hits[0].row and hits[0].row["id"] == hits[0].id
+
+
+def test_filtered_search_returns_only_matches_and_exactly_k(
+    filled: tuple[LanceStore, np.ndarray, list],
+) -> None:
+    store, vectors, _ = filled
+    flt = (Field("kind") == "image") & (Field("width") >= 500)
+    hits = store.search(vectors[0], 7, flt)
+    assert len(hits) == 7
+    assert all(h.row["kind"] == "image" and h.row["width"] >= 500 for h in hits)
+    matching = [i for i in range(200) if i % 4 == 0 and 100 * (i % 10) >= 500]
+    sims = vectors[matching] @ vectors[0]
+    assert [h.id for h in hits] == [f"u{matching[j]}" for j in np.argsort(-sims)[:7]]
+    assert len(store.search(vectors[0], 500, flt)) == len(matching)
+    assert store.search(vectors[0], 5, Field("kind") == "video") == []
+
+
+def test_search_rejects_wrong_dimension(filled: tuple[LanceStore, np.ndarray, list]) -> None:
+    store, _, _ = filled
+    with pytest.raises(StoreError, match="16-d"):
+        store.search(np.ones(DIM * 2, dtype=np.float32), 3)
+
+
+def test_models(store: LanceStore) -> None:
+    store.upsert(make_rows(unit_vectors(4), prefix="a", model="heron-lite@1.0"))
+    store.upsert(make_rows(unit_vectors(4), prefix="b", model="clip@2"))
+    assert store.models() == {"heron-lite@1.0", "clip@2"}
+    assert store.count(Field("model") == "clip@2") == 4
+
+
+def test_reopen_after_close_persists(tmp_path: Path) -> None:
+    vectors = unit_vectors(20)
+    with LanceStore(tmp_path / "db", dim=DIM) as store:
+        store.upsert(make_rows(vectors))
+    with pytest.raises(StoreError, match="closed"):
+        store.count()
+    reopened = LanceStore(tmp_path / "db")  # dim comes from the table
+    assert reopened.dim == DIM and reopened.count() == 20
+    np.testing.assert_array_equal(reopened.get(["u3"])[0]["vector"], vectors[3])
+    reader = LanceStore(tmp_path / "db", dim=DIM, read_only=True)
+    assert reader.search(vectors[3], 1)[0].id == "u3"
+    with pytest.raises(StoreError, match="read-only"):
+        reader.upsert(make_rows(vectors[:1]))
+    with pytest.raises(StoreError, match="read-only"):
+        reader.optimize()
+
+
+def test_read_only_open_creates_nothing(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no store"):
+        LanceStore(tmp_path / "absent", dim=DIM, read_only=True)
+    assert not (tmp_path / "absent").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StoreError, match="no store"):
+        LanceStore(tmp_path / "empty", dim=DIM, read_only=True)
+    assert list((tmp_path / "empty").iterdir()) == []
+
+
+def test_dimension_mismatch_is_a_clear_error(tmp_path: Path) -> None:
+    LanceStore(tmp_path / "db", dim=DIM).close()
+    with pytest.raises(StoreError, match="16-d vectors but 32-d"):
+        LanceStore(tmp_path / "db", dim=32)
+    with pytest.raises(StoreError, match="pass dim"):
+        LanceStore(tmp_path / "new")
+
+
+def test_optimize_builds_index_and_keeps_results(tmp_path: Path) -> None:
+    n, dim = 3000, 32
+    vectors = unit_vectors(n, dim=dim, clusters=30)
+    ann = AnnSettings(threshold=2000, rows_per_partition=150, nprobes=4, refine_factor=5)
+    store = LanceStore(tmp_path / "db", dim=dim, ann=ann)
+    for start in range(0, n, 500):  # several commits, so compaction has work to do
+        store.upsert(make_rows(vectors[start : start + 500], start=start))
+    queries = unit_vectors(30, dim=dim, seed=5, clusters=30)
+    exact = [[h.id for h in store.search(q, 10)] for q in queries]
+
+    store.optimize()
+    info = store.index_info()
+    assert info is not None and info["indexed_rows"] == n and info["trained_rows"] == n
+    approx = [[h.id for h in store.search(q, 10)] for q in queries]
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
+    assert recall >= 0.9
+
+    flt = Field("kind") == "slide"
+    hits = store.search(queries[0], 10, flt)
+    assert len(hits) == 10 and all(h.row["kind"] == "slide" for h in hits)
+    rare = Field("bytes") < 1005  # 5 rows, scattered over partitions: all must still be found
+    assert len(store.search(queries[0], 10, rare)) == 5
+
+    extra = unit_vectors(100, dim=dim, seed=7, clusters=30)
+    store.upsert(make_rows(extra, prefix="new"))
+    assert store.search(extra[0], 1)[0].id == "new0"  # unindexed rows are searched too
+    store.optimize()
+    info = store.index_info()
+    assert info is not None and info["unindexed_rows"] == 0 and store.count() == n + 100
+    store.close()
+
+
+def test_optimize_below_threshold_stays_exact(filled: tuple[LanceStore, np.ndarray, list]) -> None:
+    store, vectors, _ = filled
+    before = [h.id for h in store.search(vectors[1], 10)]
+    store.optimize()
+    assert store.index_info() is None
+    assert [h.id for h in store.search(vectors[1], 10)] == before
