@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import pytest
 from heron.models import adapter
 from heron.models.adapter import Head, TrainConfig
 
-torch = pytest.importorskip("torch")
+needs_torch = pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None, reason="needs the build extra (torch)"
+)
 
 
 def _synthetic(n_images: int, captions: int, seed: int) -> tuple[np.ndarray, ...]:
@@ -26,6 +29,8 @@ def _synthetic(n_images: int, captions: int, seed: int) -> tuple[np.ndarray, ...
 
 
 def _loss(head: Head, images: np.ndarray, texts: np.ndarray, pairs: np.ndarray) -> float:
+    import torch
+
     first = np.unique(pairs, return_index=True)[1]
     image_vecs = adapter.project(images[pairs[first]], head.weight, head.bias)
     image_vecs = torch.from_numpy(image_vecs.astype(np.float32))
@@ -35,6 +40,7 @@ def _loss(head: Head, images: np.ndarray, texts: np.ndarray, pairs: np.ndarray) 
 FAST = TrainConfig(batch_size=32, max_epochs=40, patience=5, lr=1e-2)
 
 
+@needs_torch
 def test_train_head_learns_and_has_the_right_shapes() -> None:
     images, texts, pairs = _synthetic(160, 3, seed=1)
     val = _synthetic(40, 3, seed=2)
@@ -50,6 +56,7 @@ def test_train_head_learns_and_has_the_right_shapes() -> None:
     assert 1 <= head.meta["best_epoch"] <= FAST.max_epochs
 
 
+@needs_torch
 def test_train_head_holds_out_images_without_val() -> None:
     images, texts, pairs = _synthetic(100, 2, seed=4)
     head = adapter.train_head(images, texts, pairs, config=FAST)
@@ -113,21 +120,19 @@ def test_text_to_image_recall() -> None:
     assert recall == {"R@1": pytest.approx(2 / 3), "R@5": 1.0, "R@10": 1.0}
 
 
-class _FakeBackbone(torch.nn.Module):
-    def __init__(self, pooled: np.ndarray, logits: np.ndarray) -> None:
-        super().__init__()
-        self.pooled, self.logits = torch.from_numpy(pooled), torch.from_numpy(logits)
-
-    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.pooled, self.logits
-
-
 def _normalise(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
+@needs_torch
 def test_conse_lit_blend_math() -> None:
+    import torch
+
     from heron.models.towers import BridgedVisual
+
+    class FakeBackbone(torch.nn.Module):
+        def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return torch.from_numpy(pooled), torch.from_numpy(logits)
 
     rng = np.random.default_rng(6)
     pooled = rng.normal(size=(2, 8)).astype(np.float32)
@@ -144,7 +149,7 @@ def test_conse_lit_blend_math() -> None:
     conse = _normalise(conse)
 
     def run(alpha: float) -> np.ndarray:
-        visual = BridgedVisual(_FakeBackbone(pooled, logits), weight, bias, class_text, alpha, 4)
+        visual = BridgedVisual(FakeBackbone(), weight, bias, class_text, alpha, 4)
         with torch.inference_mode():
             return visual(torch.zeros(2, 3, 4, 4)).numpy()
 
@@ -154,6 +159,7 @@ def test_conse_lit_blend_math() -> None:
     np.testing.assert_allclose(np.linalg.norm(run(0.6), axis=1), 1.0, atol=1e-5)
 
 
+@needs_torch
 @pytest.mark.slow
 def test_build_heron_lite(tmp_path: Path) -> None:
     import onnxruntime as ort
@@ -187,3 +193,34 @@ def test_build_heron_lite(tmp_path: Path) -> None:
         "input_ids",
         "attention_mask",
     ]
+
+
+@needs_torch
+@pytest.mark.slow
+def test_user_trains_a_head_and_builds_with_it(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from heron.models.lite import build_heron_lite
+
+    images = tmp_path / "photos"
+    images.mkdir()
+    colours = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+    rows = []
+    for i in range(24):
+        name, rgb = list(colours.items())[i % 3]
+        Image.new("RGB", (64 + i, 48), rgb).save(images / f"{i}.png")
+        rows.append({"image": f"{i}.png", "en": [f"a plain {name} square", f"{name} colour"]})
+    captions = tmp_path / "mine.jsonl"
+    captions.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+
+    out = tmp_path / "head.npz"
+    head = adapter.train_adapter_from_jsonl(
+        captions, images, out, config=TrainConfig(max_epochs=5), licence="mine"
+    )
+    assert head.meta["train_images"] + head.meta["val_images"] == 24
+    assert adapter.load_head(out).meta["licence"] == "mine"
+
+    bundle = build_heron_lite(tmp_path / "bundle", head_path=out)
+    config = json.loads((bundle / "config.json").read_text())
+    assert config["version"].startswith("1.0+head.")
+    assert "LiT head: mine" in (bundle / "MODEL_CARD.md").read_text()

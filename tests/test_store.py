@@ -364,6 +364,19 @@ def test_read_only_open_creates_nothing(tmp_path: Path) -> None:
         LanceStore(tmp_path / "empty", dim=DIM, read_only=True)
     assert list((tmp_path / "empty").iterdir()) == []
 
+    path = tmp_path / "db"
+    with LanceStore(path, dim=DIM) as writer:
+        writer.upsert(make_rows(unit_vectors(5)))
+
+    def snapshot() -> list[tuple[str, int]]:
+        return sorted((str(p), p.stat().st_mtime_ns) for p in path.rglob("*"))
+
+    before = snapshot()
+    with LanceStore(path, read_only=True) as reader:
+        reader.search(unit_vectors(1)[0], 3, Field("kind") == "image")
+        assert reader.count() == 5 and reader.models() == {"m@1"} and len(reader.ids()) == 5
+    assert snapshot() == before
+
 
 def test_dimension_mismatch_is_a_clear_error(tmp_path: Path) -> None:
     LanceStore(tmp_path / "db", dim=DIM).close()
@@ -376,7 +389,7 @@ def test_dimension_mismatch_is_a_clear_error(tmp_path: Path) -> None:
 def test_optimize_builds_index_and_keeps_results(tmp_path: Path) -> None:
     n, dim = 3000, 32
     vectors = unit_vectors(n, dim=dim, clusters=30)
-    ann = AnnSettings(threshold=2000, rows_per_partition=150, nprobes=4, refine_factor=5)
+    ann = AnnSettings(threshold=2000, rows_per_partition=150, nprobes=6, refine_factor=5)
     store = LanceStore(tmp_path / "db", dim=dim, ann=ann)
     for start in range(0, n, 500):  # several commits, so compaction has work to do
         store.upsert(make_rows(vectors[start : start + 500], start=start))
@@ -411,3 +424,44 @@ def test_optimize_below_threshold_stays_exact(filled: tuple[LanceStore, np.ndarr
     store.optimize()
     assert store.index_info() is None
     assert [h.id for h in store.search(vectors[1], 10)] == before
+
+
+def test_optimize_retrains_after_growth(tmp_path: Path) -> None:
+    dim = 16
+    ann = AnnSettings(threshold=500, rows_per_partition=100, retrain_growth=4.0)
+    store = LanceStore(tmp_path / "db", dim=dim, ann=ann)
+    store.upsert(make_rows(unit_vectors(600, dim=dim)))
+    store.optimize()
+    assert (store.index_info() or {})["trained_rows"] == 600
+    store.upsert(make_rows(unit_vectors(1000, dim=dim, seed=1), start=600))
+    store.optimize()  # 1600 rows: under 4x, so the index is only refreshed
+    info = store.index_info() or {}
+    assert info["trained_rows"] == 600 and info["unindexed_rows"] == 0
+    store.upsert(make_rows(unit_vectors(1000, dim=dim, seed=2), start=1600))
+    store.optimize()
+    assert (store.index_info() or {})["trained_rows"] == 2600
+    assert store.count() == 2600
+    store.close()
+
+
+def test_ann_settings_are_checked() -> None:
+    with pytest.raises(StoreError):
+        AnnSettings(threshold=0)
+    with pytest.raises(StoreError):
+        AnnSettings(retrain_growth=1.0)
+
+
+def test_reader_follows_writer_through_optimize(tmp_path: Path) -> None:
+    vectors = unit_vectors(300)
+    writer = LanceStore(tmp_path / "db", dim=DIM, keep_versions=timedelta(milliseconds=1))
+    writer.upsert(make_rows(vectors[:100]))
+    reader = LanceStore(tmp_path / "db", read_only=True)
+    assert reader.count() == 100
+    for start in (100, 200):
+        writer.upsert(make_rows(vectors[start : start + 100], start=start))
+    writer.delete(["u0"])
+    writer.optimize()  # compacts and removes every superseded version
+    assert reader.count() == 299
+    assert reader.search(vectors[250], 1)[0].id == "u250"
+    writer.close()
+    reader.close()

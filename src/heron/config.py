@@ -35,7 +35,7 @@ class Settings:
     include_hidden: bool = False
     thumbnail_size: int = 256
     max_image_pixels: int = 80_000_000
-    ann_min_rows: int = 50_000
+    ann_min_rows: int = 20_000
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -35,19 +35,18 @@ def build_heron_lite(
     on Flickr8k that ships with heron. Both ONNX graphs are checked against PyTorch eager to within
     1e-4. The bundle is written beside `out_dir` first and moved into place when complete.
     """
-    import torch
-
     from heron.models import towers
 
     say = progress or (lambda _message: None)
     head_path = head_path or default_head_path()
     head = load_head(head_path)
+    if head.weight.shape != (towers.FEATURE_DIM, towers.EMBED_DIM):
+        raise ValueError(f"{head_path}: head of shape {head.weight.shape}, not for heron-lite")
     partial = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
 
     say("loading EfficientNet-Lite0 and MiniLM")
-    torch.manual_seed(0)
     text_tower = towers.load_text_tower()
     say("embedding the 1000 ImageNet class prompts")
     class_text = towers.class_text_matrix(text_tower)
@@ -219,8 +218,8 @@ def _model_card(version: str, head: Head, diffs: dict[str, float]) -> str:
         "head_licence": licence,
         **{key: meta.get(key, "?") for key in _CARD_COUNTS},
         **{key: meta.get("train", {}).get(key, "?") for key in _CARD_TRAIN},
-        **{f"lit_r{k}": _pct(lit.get(f"R@{k}")) for k in (1, 5, 10)},
-        **{f"blend_r{k}": _pct(blend.get(f"R@{k}")) for k in (1, 5, 10)},
+        **{f"lit_r{k}": _recall(lit.get(f"R@{k}")) for k in (1, 5, 10)},
+        **{f"blend_r{k}": _recall(blend.get(f"R@{k}")) for k in (1, 5, 10)},
         **{key: f"{value:.1e}" for key, value in diffs.items()},
     }
     template = resources.files("heron.models").joinpath("assets/MODEL_CARD.md").read_text()
@@ -231,7 +230,7 @@ _CARD_TRAIN = ("temperature", "lr", "weight_decay", "batch_size")
 _CARD_COUNTS = ("train_images", "train_captions", "val_images", "val_captions", "best_epoch")
 
 
-def _pct(value: float | None) -> str:
+def _recall(value: float | None) -> str:
     return "?" if value is None else f"{value:.3f}"
 
 

@@ -103,7 +103,9 @@ class TextTower(nn.Module):
 def load_text_tower() -> TextTower:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModel
+    from transformers.utils import logging
 
+    logging.disable_progress_bar()
     bert = AutoModel.from_pretrained(str(minilm_dir()), attn_implementation="eager")
     return TextTower(bert).eval()
 

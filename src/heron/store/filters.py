@@ -72,6 +72,10 @@ def _as_filter(other: object) -> Filter:
 def _check_value(value: object) -> Value:
     if isinstance(value, bool | int | str | datetime):
         return value
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):  # a numpy scalar
+        value = value.item()
+        if isinstance(value, bool | int):
+            return value
     if isinstance(value, float):
         if not math.isfinite(value):
             raise FilterError(f"filter values must be finite numbers, not {value!r}")
