@@ -93,9 +93,9 @@ def test_rerun_is_incremental(val_index: dict) -> None:
 
 
 def test_another_model_is_refused(val_index: dict, tmp_path: Path) -> None:
-    from tests.fixtures.random_clip import build_random_clip_bundle
+    from tests.fixtures.tiny_heron import build_tiny_heron
 
-    bundle = build_random_clip_bundle(tmp_path / "clip")
+    bundle = build_tiny_heron(tmp_path / "tiny").path
     result = run_cli(
         "--model", str(bundle), "search", "a dog", data_dir=val_index["data_dir"], check=False
     )
