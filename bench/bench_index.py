@@ -68,7 +68,7 @@ def index_rate(folder: Path, limit: int | None, settings: Settings) -> tuple[flo
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower().lstrip(".") in IMAGE_SUFFIXES)
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def main() -> None:

@@ -23,15 +23,24 @@ from pathlib import Path
 import numpy as np
 
 from heron.catalog import INDEXED, SKIPPED, Catalog, FileRecord
-from heron.extract.images import IMAGE_SUFFIXES, SkipFile, decode_image, make_thumbnail
+from heron.extract.images import (
+    IMAGE_SUFFIXES,
+    DecodedImage,
+    SkipFile,
+    decode_image,
+    decode_image_bytes,
+    make_thumbnail,
+)
 from heron.ingest.crawl import CrawlEntry, CrawlProblem, walk
 from heron.models.encoder import Encoder
 from heron.models.preprocess import to_pixels
 from heron.store.base import Store
 from heron.store.blobs import BlobStore
-from heron.understand.hashes import content_hash
+from heron.understand.hashes import content_hash, content_hash_bytes
 
 COMMIT_EVERY_RECORDS = 256
+READ_WHOLE_FILE_BELOW = 64 * 1024 * 1024  # smaller files are read once for hash and decode
+BROWSER_FORMATS = frozenset({"jpeg", "png", "webp", "gif"})
 # Crawl problems that concern one file (kept in the catalog as skipped); loops and duplicate
 # folder links concern folders and are only reported.
 FILE_PROBLEMS = frozenset({"broken_link", "unsupported", "unreadable"})
@@ -180,39 +189,50 @@ class Indexer:
         on_progress: ProgressCallback | None,
         started: float,
     ) -> None:
+        """Decode (pool) → embed (this thread) → commit (one writer thread), all overlapped.
+
+        The single writer keeps commits in order, so a duplicate linked in a later batch is never
+        committed before the unit it points at; at most one commit is in flight at a time.
+        """
         stored = self.store.ids()
         previous = self.catalog.hashes_for(str(entry.path) for entry in todo)
         batch = _Batch()
         done = 0
+        in_flight: Future[None] | None = None
 
-        def flush() -> None:
-            new_ids = self._commit(batch)
-            stored.update(new_ids)
-            batch.clear()
-            if on_progress:
-                on_progress(
-                    IndexProgress(
-                        total=len(todo),
-                        done=done,
-                        indexed=report.indexed,
-                        linked=report.linked,
-                        skipped=report.skipped,
-                        elapsed=time.perf_counter() - started,
-                    )
-                )
+        def flush(writer: ThreadPoolExecutor) -> None:
+            nonlocal batch, in_flight
+            progress = IndexProgress(
+                total=len(todo),
+                done=done,
+                indexed=report.indexed,
+                linked=report.linked,
+                skipped=report.skipped,
+                elapsed=0.0,
+            )
+            work = _CommitWork(self._rows(batch.units), batch.units, batch.records, progress)
+            if in_flight is not None:
+                in_flight.result()
+            in_flight = writer.submit(self._commit, work, on_progress, started)
+            stored.update(batch.unit_ids)
+            batch = _Batch()
 
-        with ThreadPoolExecutor(self.decode_workers, thread_name_prefix="heron-decode") as pool:
-            for prepared in _bounded_map(
-                pool, lambda e: self._prepare(e, stored), todo, window=self.batch_size * 3
-            ):
+        with (
+            ThreadPoolExecutor(self.decode_workers, thread_name_prefix="heron-decode") as pool,
+            ThreadPoolExecutor(1, thread_name_prefix="heron-commit") as writer,
+        ):
+            window = self.batch_size * 3
+            for prepared in _bounded_map(pool, lambda e: self._prepare(e, stored), todo, window):
                 done += 1
                 self._route(prepared, batch, stored, report)
                 if (
                     len(batch.units) >= self.batch_size
                     or len(batch.records) >= COMMIT_EVERY_RECORDS
                 ):
-                    flush()
-            flush()
+                    flush(writer)
+            flush(writer)
+            if in_flight is not None:
+                in_flight.result()
         replaced = {h for p, h in previous.items() if h} - self.catalog.indexed_hashes()
         drop_unreferenced(self.catalog, self.store, self.thumbnails, replaced)
 
@@ -223,16 +243,12 @@ class Indexer:
             prepared.reason = f"{suffix} files are not indexed yet (this version indexes images)"
             return prepared
         try:
-            prepared.content_hash = content_hash(entry.path)
-            if prepared.content_hash in stored:
+            decoded = self._decode_unless_stored(prepared, stored)
+            if decoded is None:
                 return prepared  # same bytes already embedded: link this path, decode nothing
-            decoded = decode_image(
-                entry.path,
-                target_size=self.encoder.image_spec.size,
-                max_pixels=self.max_image_pixels,
-            )
             prepared.pixels = to_pixels(decoded.image, self.encoder.image_spec)
-            prepared.thumbnail = make_thumbnail(decoded.image, self.thumbnail_size)
+            if _needs_thumbnail(decoded, self.thumbnail_size):
+                prepared.thumbnail = make_thumbnail(decoded.image, self.thumbnail_size)
             prepared.width, prepared.height = decoded.width, decoded.height
             prepared.format = decoded.format
             if decoded.exif_datetime is not None:
@@ -244,6 +260,21 @@ class Indexer:
         except Exception as exc:  # a decoder bug must cost one file, never the run
             prepared.reason = f"unexpected error while decoding: {type(exc).__name__}: {exc}"
         return prepared
+
+    def _decode_unless_stored(self, prepared: _Prepared, stored: set[str]) -> DecodedImage | None:
+        """Hash the file and, unless its content is stored already, decode it (one read)."""
+        path = prepared.entry.path
+        spec = self.encoder.image_spec
+        if prepared.entry.size > READ_WHOLE_FILE_BELOW:
+            prepared.content_hash = content_hash(path)
+            if prepared.content_hash in stored:
+                return None
+            return decode_image(path, target_size=spec.size, max_pixels=self.max_image_pixels)
+        data = path.read_bytes()
+        prepared.content_hash = content_hash_bytes(data)
+        if prepared.content_hash in stored:
+            return None
+        return decode_image_bytes(data, target_size=spec.size, max_pixels=self.max_image_pixels)
 
     def _route(
         self, prepared: _Prepared, batch: _Batch, stored: set[str], report: IndexReport
@@ -265,22 +296,32 @@ class Indexer:
         batch.units.append(prepared)
         batch.unit_ids.add(prepared.content_hash)
 
-    def _commit(self, batch: _Batch) -> set[str]:
-        if not batch.records:
-            return set()
-        rows = self._rows(batch.units) if batch.units else []
-        if rows:
-            self.store.upsert(rows)
-        self.catalog.save(batch.records)
-        return set(batch.unit_ids)
+    def _commit(
+        self, work: _CommitWork, on_progress: ProgressCallback | None, started: float
+    ) -> None:
+        for unit in work.units:
+            if unit.thumbnail is not None:
+                assert unit.content_hash is not None
+                self.thumbnails.write(unit.content_hash, unit.thumbnail)
+        if work.rows:
+            self.store.upsert(work.rows)
+        if work.records:
+            self.catalog.save(work.records)
+        if on_progress:
+            work.progress.elapsed = time.perf_counter() - started
+            on_progress(work.progress)
 
     def _rows(self, units: list[_Prepared]) -> list[dict[str, object]]:
+        if not units:
+            return []
         vectors = self.encoder.embed_pixels(np.stack([u.pixels for u in units]))
         now = datetime.now(UTC)
         rows = []
         for unit, vector in zip(units, vectors, strict=True):
-            assert unit.content_hash is not None and unit.thumbnail is not None
-            thumbnail = self.thumbnails.write(unit.content_hash, unit.thumbnail)
+            assert unit.content_hash is not None
+            thumbnail = ""
+            if unit.thumbnail is not None:
+                thumbnail = self.thumbnails.relative_path(unit.content_hash)
             extra = {"taken_at": unit.taken_at} if unit.taken_at else {}
             rows.append(
                 {
@@ -304,15 +345,18 @@ class Indexer:
 
 
 @dataclass
+class _CommitWork:
+    rows: list[dict[str, object]]
+    units: list[_Prepared]
+    records: list[FileRecord]
+    progress: IndexProgress
+
+
+@dataclass
 class _Batch:
     units: list[_Prepared] = field(default_factory=list)
     unit_ids: set[str] = field(default_factory=set)
     records: list[FileRecord] = field(default_factory=list)
-
-    def clear(self) -> None:
-        self.units.clear()
-        self.unit_ids.clear()
-        self.records.clear()
 
 
 def reconcile(catalog: Catalog, store: Store, thumbnails: BlobStore) -> dict[str, int]:
@@ -348,6 +392,12 @@ def searchable_name(path: Path) -> str:
     for sep in "_-.":
         stem = stem.replace(sep, " ")
     return " ".join(stem.split())
+
+
+def _needs_thumbnail(decoded: DecodedImage, max_side: int) -> bool:
+    """An original already thumbnail-sized, in a format browsers show, is its own thumbnail."""
+    small = max(decoded.width, decoded.height) <= max_side
+    return not (small and decoded.format in BROWSER_FORMATS)
 
 
 def _unchanged(record: FileRecord, entry: CrawlEntry) -> bool:

@@ -89,6 +89,9 @@ class _Tower:
         if self._threads:
             options.intra_op_num_threads = self._threads
         options.log_severity_level = 3
+        # Spinning worker threads would burn the cores that decoding threads need while an
+        # indexing run overlaps the two; measured in bench/bench_index.py.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             session = ort.InferenceSession(
                 self.path.as_posix(), sess_options=options, providers=["CPUExecutionProvider"]

@@ -34,7 +34,7 @@ class SearchHit:
     format: str
     model: str
     modified_at: datetime | None = None
-    thumbnail: str | None = None  # absolute path of the stored WebP thumbnail
+    thumbnail: str | None = None  # a WebP thumbnail, or the original when it is small already
     paths: list[str] = field(default_factory=list)  # every indexed path with this content
 
     def to_dict(self) -> dict[str, object]:
@@ -96,11 +96,13 @@ class Searcher:
 
     def _hit(self, hit: StoreHit, paths: list[str]) -> SearchHit:
         row = hit.row
-        thumbnail = row.get("thumbnail") or None
+        path = paths[0] if paths else str(row["path"])
+        # An empty thumbnail means the original is small enough to be shown as it is.
+        thumbnail = row.get("thumbnail")
         return SearchHit(
             id=hit.id,
             score=hit.score,
-            path=paths[0] if paths else str(row["path"]),
+            path=path,
             paths=paths,
             kind=str(row["kind"]),
             width=int(row["width"]),
@@ -108,5 +110,5 @@ class Searcher:
             format=str(row["format"]),
             model=str(row["model"]),
             modified_at=row.get("modified_at"),
-            thumbnail=str(self.thumbnails_dir / thumbnail) if thumbnail else None,
+            thumbnail=str(self.thumbnails_dir / thumbnail) if thumbnail else path,
         )
