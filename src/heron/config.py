@@ -29,9 +29,10 @@ def default_config_file() -> Path:
 class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
     model: str = "heron-lite"
-    threads: int = 0  # ONNX Runtime intra-op threads; 0 lets the runtime use every core
+    threads: int = 0  # ONNX Runtime intra-op threads for queries; 0 lets it use every core
     batch_size: int = 32
-    decode_workers: int = 2
+    decode_workers: int = 0  # 0: half the cores (inference needs the rest), at least 1
+    inference_workers: int = 0  # parallel single-threaded inference calls when indexing; 0: cores
     include_hidden: bool = False
     thumbnail_size: int = 256
     max_image_pixels: int = 80_000_000

@@ -9,6 +9,7 @@ with Heron("~/.local/share/heron") as heron:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,7 @@ class Heron:
         self.catalog = Catalog(self.settings.catalog_path)
         self.thumbnails = BlobStore(self.settings.thumbnails_dir, ".webp")
         self._encoder: Encoder | None = None
+        self._resolved_model: Path | None = None
         self._store: LanceStore | None = None
 
     def __enter__(self) -> Heron:
@@ -89,10 +91,17 @@ class Heron:
 
     @property
     def encoder(self) -> Encoder:
+        """The model for queries (multi-threaded: one query at a time wants low latency)."""
         if self._encoder is None:
-            path = registry.resolve(self.settings.model, progress=self._on_model_progress)
-            self._encoder = load_encoder(path, threads=self.settings.threads or None)
+            self._encoder = load_encoder(self._model_path(), threads=self.settings.threads or None)
         return self._encoder
+
+    def _model_path(self) -> Path:
+        if self._resolved_model is None:
+            self._resolved_model = registry.resolve(
+                self.settings.model, progress=self._on_model_progress
+            )
+        return self._resolved_model
 
     @property
     def store(self) -> Store:
@@ -112,13 +121,16 @@ class Heron:
         """Index new and changed files under `paths`, prune vanished ones; safe to rerun."""
         with exclusive_lock(self.data_dir / "index.lock", f"an index run on {self.data_dir}"):
             self._bind_model()
+            cores = os.cpu_count() or 2
             indexer = Indexer(
                 catalog=self.catalog,
                 store=self.store,
-                encoder=self.encoder,
+                # Throughput, not latency: parallel single-threaded calls (see ingest.pipeline).
+                encoder=load_encoder(self._model_path(), threads=1),
                 thumbnails=self.thumbnails,
                 batch_size=self.settings.batch_size,
-                decode_workers=self.settings.decode_workers,
+                decode_workers=self.settings.decode_workers or max(1, cores // 2),
+                inference_workers=self.settings.inference_workers or cores,
                 include_hidden=self.settings.include_hidden,
                 thumbnail_size=self.settings.thumbnail_size,
                 max_image_pixels=self.settings.max_image_pixels,

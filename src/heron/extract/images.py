@@ -147,13 +147,26 @@ def _open_file(path: Path) -> BinaryIO:
 
 def _open_image(fp: BinaryIO, head: bytes, max_pixels: int) -> Image.Image:
     try:
-        return Image.open(fp)
+        return Image.open(fp, formats=_likely_formats(head))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise UnreadableFile(_too_large_reason(head, str(exc), max_pixels)) from None
     except UnidentifiedImageError:
         raise UnreadableFile(_unidentified_reason(fp, head)) from None
     except Exception as exc:  # plugins raise many types on malformed headers
         raise UnreadableFile(f"cannot open image: {_describe(exc)}") from None
+
+
+def _likely_formats(head: bytes) -> tuple[str, ...] | None:
+    """The plugin to try first for the two commonest signatures; others try every plugin.
+
+    Pillow otherwise probes plugins in registration order, several before JPEG, which costs a
+    measurable share of a small image's decode.
+    """
+    if head.startswith(b"\xff\xd8\xff"):
+        return ("JPEG",)
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ("PNG",)
+    return None
 
 
 def _too_large_reason(head: bytes, message: str, max_pixels: int) -> str:

@@ -117,7 +117,8 @@ class Indexer:
         encoder: Encoder,
         thumbnails: BlobStore,
         batch_size: int = 32,
-        decode_workers: int = 2,
+        decode_workers: int = 1,
+        inference_workers: int = 1,
         include_hidden: bool = False,
         thumbnail_size: int = 256,
         max_image_pixels: int = 80_000_000,
@@ -128,6 +129,7 @@ class Indexer:
         self.thumbnails = thumbnails
         self.batch_size = batch_size
         self.decode_workers = max(1, decode_workers)
+        self.inference_workers = max(1, inference_workers)
         self.include_hidden = include_hidden
         self.thumbnail_size = thumbnail_size
         self.max_image_pixels = max_image_pixels
@@ -189,19 +191,22 @@ class Indexer:
         on_progress: ProgressCallback | None,
         started: float,
     ) -> None:
-        """Decode (pool) → embed (this thread) → commit (one writer thread), all overlapped.
+        """Decode (pool) → embed (inference pool) → commit (one writer thread), all overlapped.
 
-        The single writer keeps commits in order, so a duplicate linked in a later batch is never
-        committed before the unit it points at; at most one commit is in flight at a time.
+        Inference runs as parallel single-threaded calls rather than one multi-threaded call:
+        on a few shared cores, intra-op threads stall at every layer's barrier whenever a decode
+        thread holds a core, while independent calls just take turns. The single writer keeps
+        commits in submission order, so a duplicate linked in a later batch is never committed
+        before the unit it points at.
         """
         stored = self.store.ids()
         previous = self.catalog.hashes_for(str(entry.path) for entry in todo)
         batch = _Batch()
         done = 0
-        in_flight: Future[None] | None = None
+        pending: deque[Future[None]] = deque()
 
-        def flush(writer: ThreadPoolExecutor) -> None:
-            nonlocal batch, in_flight
+        def flush(inference: ThreadPoolExecutor, writer: ThreadPoolExecutor) -> None:
+            nonlocal batch
             progress = IndexProgress(
                 total=len(todo),
                 done=done,
@@ -210,15 +215,17 @@ class Indexer:
                 skipped=report.skipped,
                 elapsed=0.0,
             )
-            work = _CommitWork(self._rows(batch.units), batch.units, batch.records, progress)
-            if in_flight is not None:
-                in_flight.result()
-            in_flight = writer.submit(self._commit, work, on_progress, started)
+            rows = inference.submit(self._rows, batch.units)
+            work = _CommitWork(rows, batch.units, batch.records, progress)
+            while len(pending) > self.inference_workers:
+                pending.popleft().result()
+            pending.append(writer.submit(self._commit, work, on_progress, started))
             stored.update(batch.unit_ids)
             batch = _Batch()
 
         with (
             ThreadPoolExecutor(self.decode_workers, thread_name_prefix="heron-decode") as pool,
+            ThreadPoolExecutor(self.inference_workers, thread_name_prefix="heron-embed") as embed,
             ThreadPoolExecutor(1, thread_name_prefix="heron-commit") as writer,
         ):
             window = self.batch_size * 3
@@ -229,10 +236,10 @@ class Indexer:
                     len(batch.units) >= self.batch_size
                     or len(batch.records) >= COMMIT_EVERY_RECORDS
                 ):
-                    flush(writer)
-            flush(writer)
-            if in_flight is not None:
-                in_flight.result()
+                    flush(embed, writer)
+            flush(embed, writer)
+            while pending:
+                pending.popleft().result()
         replaced = {h for p, h in previous.items() if h} - self.catalog.indexed_hashes()
         drop_unreferenced(self.catalog, self.store, self.thumbnails, replaced)
 
@@ -303,8 +310,11 @@ class Indexer:
             if unit.thumbnail is not None:
                 assert unit.content_hash is not None
                 self.thumbnails.write(unit.content_hash, unit.thumbnail)
-        if work.rows:
-            self.store.upsert(work.rows)
+        rows = work.rows.result()
+        if rows:
+            # Every id here is new: reconcile() left the store holding exactly the catalog's
+            # units, the index lock excludes other writers, and `stored` filtered the rest.
+            self.store.insert_new(rows)
         if work.records:
             self.catalog.save(work.records)
         if on_progress:
@@ -346,7 +356,7 @@ class Indexer:
 
 @dataclass
 class _CommitWork:
-    rows: list[dict[str, object]]
+    rows: Future[list[dict[str, object]]]
     units: list[_Prepared]
     records: list[FileRecord]
     progress: IndexProgress

@@ -82,6 +82,10 @@ class Store(Protocol):
         """Insert or replace rows by id, atomically per call; returns distinct ids written."""
         ...
 
+    def insert_new(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Append rows whose ids are known to be absent (cheaper than upsert), atomically."""
+        ...
+
     def delete(self, ids: Iterable[str]) -> None: ...
 
     def get(self, ids: Iterable[str]) -> list[dict[str, Any]]:

@@ -170,6 +170,18 @@ class LanceStore:
 
     def upsert(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Insert or replace rows by id in one commit; later duplicates in a batch win."""
+        return self._write(rows, replace=True)
+
+    def insert_new(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Append rows whose ids the caller knows are absent, in one commit.
+
+        An append skips merge-insert's join against every stored id (measured 2 ms vs 10 ms of
+        CPU per 32-row batch at 2k rows, growing with the table), which matters while indexing
+        shares the cores with inference. An id already present would be stored twice.
+        """
+        return self._write(rows, replace=False)
+
+    def _write(self, rows: Iterable[Mapping[str, Any]], replace: bool) -> int:
         self._writable()
         now = datetime.now(UTC)
         batch = dedupe_last(normalize_row(row, self.dim, now) for row in rows)
@@ -177,14 +189,18 @@ class LanceStore:
             return 0
         data = self._to_arrow(batch)
         try:
-            (
-                self._table.merge_insert("id")
-                .when_matched_update_all()
-                .when_not_matched_insert_all()
-                .execute(data)
-            )
+            if replace:
+                (
+                    self._table.merge_insert("id")
+                    .when_matched_update_all()
+                    .when_not_matched_insert_all()
+                    .execute(data)
+                )
+            else:
+                self._table.add(data)
         except Exception as exc:
-            raise StoreError(f"upsert of {len(batch)} rows failed: {exc}") from exc
+            verb = "upsert" if replace else "insert"
+            raise StoreError(f"{verb} of {len(batch)} rows failed: {exc}") from exc
         return len(batch)
 
     def delete(self, ids: Iterable[str]) -> None:
