@@ -55,7 +55,31 @@ def model_only_rates(
     return rates
 
 
-def index_rate(folder: Path, limit: int | None, settings: Settings) -> tuple[float, int]:
+QUERIES = [
+    "a dog running on the beach",
+    "children playing in a fountain",
+    "a man riding a bike",
+    "two people sitting on a bench",
+    "a snowy mountain",
+    "a red car on the street",
+]
+
+
+def query_latencies(heron: Heron, rounds: int = 20) -> list[float]:
+    """Warm text→image query latency in ms (text encoding + vector search + paths), k=10."""
+    heron.search(QUERIES[0], k=10)  # warm-up: text session, store handles
+    latencies = []
+    for _ in range(rounds):
+        for query in QUERIES:
+            start = time.perf_counter()
+            heron.search(query, k=10)
+            latencies.append((time.perf_counter() - start) * 1000)
+    return latencies
+
+
+def index_rate(
+    folder: Path, limit: int | None, settings: Settings, latencies: list[float]
+) -> tuple[float, int]:
     source = folder
     staging = None
     if limit is not None:
@@ -68,6 +92,7 @@ def index_rate(folder: Path, limit: int | None, settings: Settings) -> tuple[flo
             start = time.perf_counter()
             report = heron.index([source])
             elapsed = time.perf_counter() - start
+            latencies.extend(query_latencies(heron))
         return report.indexed / elapsed, report.indexed
     finally:
         if staging:
@@ -99,7 +124,8 @@ def main() -> None:
             sample = _images(folder)[: args.model_sample]
             workers = settings.inference_workers or os.cpu_count() or 2
             rates = model_only_rates(sample, base.model, settings.batch_size, workers, 3)
-            rate, count = index_rate(folder, args.limit, settings)
+            latencies: list[float] = []
+            rate, count = index_rate(folder, args.limit, settings, latencies)
             rates += model_only_rates(sample, base.model, settings.batch_size, workers, 2)
         finally:
             shutil.rmtree(data_dir)
@@ -112,6 +138,8 @@ def main() -> None:
                 "model_only_images_per_s": round(model_rate, 1),
                 "model_only_range": [round(min(rates), 1), round(max(rates), 1)],
                 "ratio": round(rate / model_rate, 3),
+                "query_p50_ms": round(statistics.median(latencies), 1),
+                "query_p99_ms": round(float(np.percentile(latencies, 99)), 1),
             }
         )
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -119,12 +147,13 @@ def main() -> None:
         print(json.dumps({"results": results, "peak_rss_mb": round(peak_rss_mb)}))
         return
     header = f"{'set':<16}{'images':>8}{'index img/s':>13}{'model img/s':>13}"
-    print(f"{header}{'model range':>16}{'ratio':>8}")
+    print(f"{header}{'model range':>16}{'ratio':>8}{'query p50/p99 ms':>20}")
     for r in results:
         low, high = r["model_only_range"]
         print(
             f"{r['set']:<16}{r['images']:>8}{r['index_images_per_s']:>13}"
             f"{r['model_only_images_per_s']:>13}{f'{low}-{high}':>16}{r['ratio']:>8}"
+            f"{str(r['query_p50_ms']) + ' / ' + str(r['query_p99_ms']):>20}"
         )
     print(f"peak RSS: {peak_rss_mb:.0f} MB")
 

@@ -465,3 +465,15 @@ def test_reader_follows_writer_through_optimize(tmp_path: Path) -> None:
     assert reader.search(vectors[250], 1)[0].id == "u250"
     writer.close()
     reader.close()
+
+
+def test_insert_new_appends_and_is_searchable(store: LanceStore) -> None:
+    vectors = unit_vectors(40)
+    rows = make_rows(vectors)
+    assert store.insert_new(rows[:20]) == 20
+    assert store.insert_new(rows[20:]) == 20
+    assert store.count() == 40 and store.ids() == {f"u{i}" for i in range(40)}
+    hit = store.search(vectors[33], k=1)[0]
+    assert hit.id == "u33" and hit.score == pytest.approx(1.0, abs=1e-5)
+    store.upsert(make_rows(vectors[:1]))  # upsert of a present id still replaces, not appends
+    assert store.count() == 40

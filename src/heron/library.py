@@ -71,6 +71,7 @@ class Heron:
         self.thumbnails = BlobStore(self.settings.thumbnails_dir, ".webp")
         self._encoder: Encoder | None = None
         self._resolved_model: Path | None = None
+        self._searcher_instance: Searcher | None = None
         self._store: LanceStore | None = None
 
     def __enter__(self) -> Heron:
@@ -80,6 +81,7 @@ class Heron:
         self.close()
 
     def close(self) -> None:
+        self._searcher_instance = None
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -177,7 +179,11 @@ class Heron:
         return searcher.search(vector, k=k, where=where, min_score=min_score)
 
     def _searcher(self) -> Searcher:
-        return Searcher(self.store, self.catalog, self.encoder, self.settings.thumbnails_dir)
+        if self._searcher_instance is None:
+            self._searcher_instance = Searcher(
+                self.store, self.catalog, self.encoder, self.settings.thumbnails_dir
+            )
+        return self._searcher_instance
 
     def get(self, unit_id: str) -> dict[str, Any] | None:
         rows = self.store.get([unit_id])
@@ -209,23 +215,29 @@ class Heron:
         """Files that are not indexed, with the reason."""
         return self.catalog.skipped(limit)
 
-    def evaluate(self, eval_file: str | Path) -> EvalReport:
+    def evaluate(self, eval_file: str | Path, k: int = 10) -> EvalReport:
+        """Recall@1/5/10, MRR and nDCG@10 of the queries in a JSONL eval file."""
         queries = load_eval_file(Path(eval_file))
         searcher = self._searcher()
         relevant_paths = {str(p) for q in queries for p in q.relevant}
         hash_of = self.catalog.hashes_for(relevant_paths)
-        results = []
-        skipped = 0
+        answerable = []
         for query in queries:
             relevant = {hash_of[str(p)] for p in query.relevant if str(p) in hash_of}
-            if not relevant:
-                skipped += 1
-                continue
-            images = [_load_query_image(query.image)] if query.image else []
-            hits = searcher.search(searcher.query_vector(query.text, images), k=10)
-            results.append(([hit.id for hit in hits], relevant))
+            if relevant:
+                answerable.append((query, relevant))
+        texts = [q.text for q, _ in answerable if q.text is not None]
+        text_vectors = iter(self.encoder.embed_texts(texts)) if texts else iter(())
+        results = []
+        for query, relevant in answerable:
+            if query.text is not None:
+                vector = next(text_vectors)
+            else:
+                assert query.image is not None
+                vector = searcher.query_vector(None, [_load_query_image(query.image)])
+            results.append((searcher.rank(vector, k), relevant))
         report = summarise(results)
-        report.skipped_queries = skipped
+        report.skipped_queries = len(queries) - len(answerable)
         report.missing_relevant = sorted(relevant_paths - hash_of.keys())
         return report
 

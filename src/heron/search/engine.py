@@ -50,8 +50,12 @@ class Searcher:
         self.catalog = catalog
         self.encoder = encoder
         self.thumbnails_dir = thumbnails_dir
+        self._model_checked = False
 
     def check_model(self) -> None:
+        """Refuse to compare the query model's vectors with another model's (checked once)."""
+        if self._model_checked:
+            return
         stored = self.store.models()
         if stored and self.encoder.stamp not in stored:
             raise ModelMismatchError(
@@ -60,6 +64,7 @@ class Searcher:
                 f"Search with --model {sorted(stored)[0].split('@')[0]}, or index into another "
                 f"data dir with --model {self.encoder.model_id}."
             )
+        self._model_checked = bool(stored)
 
     def query_vector(self, text: str | None, images: list[Image.Image]) -> np.ndarray:
         """One unit vector for the query; text and images together are averaged."""
@@ -74,6 +79,13 @@ class Searcher:
             raise QueryError("give a text query, an image, or both")
         vector = np.mean(np.stack(parts), axis=0).astype(np.float32)
         return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+    def rank(self, vector: np.ndarray, k: int = 10) -> list[str]:
+        """Unit ids only, best first: what evaluation needs, without resolving paths."""
+        self.check_model()
+        return [
+            hit.id for hit in self.store.search(vector, k, Field("model") == self.encoder.stamp)
+        ]
 
     def search(
         self,
