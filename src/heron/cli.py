@@ -317,12 +317,26 @@ def models_list(as_json: JsonOption = False) -> None:
 def models_build(
     name: Annotated[str, typer.Argument(help="Only 'heron-lite' is built locally.")] = "heron-lite",
     force: Annotated[bool, typer.Option(help="Rebuild even if present.")] = False,
+    head: Annotated[
+        Path | None, typer.Option(help="An adapter head from 'heron adapter train'.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Bundle directory for a build with --head.")
+    ] = None,
 ) -> None:
     """Build the offline model bundle from weights shipped in Python packages."""
     from heron.models import registry
 
+    def say(message: str) -> None:
+        err.print(f"[dim]{message}[/dim]")
+
     with _errors():
-        path = registry.build(name, force=force, progress=lambda m: err.print(f"[dim]{m}[/dim]"))
+        if head is not None:
+            if out_dir is None:
+                raise typer.BadParameter("--head needs --out DIR (then search with --model DIR)")
+            path = registry.build_with_head(head, out_dir, progress=say)
+        else:
+            path = registry.build(name, force=force, progress=say)
         out.print(f"built {name} at {path}")
 
 
@@ -343,24 +357,20 @@ def adapter_train(
     captions: Annotated[Path, typer.Option(help="JSONL: {image, split?, en: [captions]}")],
     images: Annotated[Path, typer.Option(help="Folder the 'image' names are relative to.")],
     out_path: Annotated[Path, typer.Option("--out", help="Where to write the head (.npz).")],
-    train_split: Annotated[str, typer.Option(help="Split used for training.")] = "train",
-    val_split: Annotated[str, typer.Option(help="Split used for early stopping.")] = "val",
     lang: Annotated[str, typer.Option(help="Caption language key.")] = "en",
 ) -> None:
-    """Train the LiT head that maps image features into the text space, on your own captions."""
+    """Train the LiT head that maps image features into the text space, on your own captions.
+
+    Records with "split": "val" are held out for early stopping (else a share of the images).
+    Then: heron models build --head HEAD --out DIR, and index/search with --model DIR.
+    """
     with _errors():
         from heron.models import adapter
 
-        result = adapter.train_from_captions(
-            captions,
-            images,
-            out_path,
-            train_split=train_split,
-            val_split=val_split,
-            lang=lang,
-            progress=lambda m: err.print(f"[dim]{m}[/dim]"),
+        adapter.train_adapter_from_jsonl(
+            captions, images, out_path, lang=lang, progress=lambda m: err.print(f"[dim]{m}[/dim]")
         )
-        out.print(f"trained head written to {out_path}: {result}")
+        out.print(f"trained head written to {out_path}")
 
 
 def main() -> None:

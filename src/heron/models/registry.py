@@ -233,6 +233,21 @@ def build(name: str = LITE, force: bool = False, progress: Progress | None = Non
     return target
 
 
+def build_with_head(head: Path, out_dir: Path, progress: Progress | None = None) -> Path:
+    """Build heron-lite with a head from `heron adapter train` into `out_dir` (a bundle path).
+
+    Its version carries the head's hash, so its vectors are never mixed with another head's.
+    """
+    if not head.is_file():
+        raise ModelUnavailableError(
+            f"no adapter head at {head}; train one with heron adapter train"
+        )
+    builder = _lite_builder()
+    _say(progress, f"building {LITE} with head {head} in {out_dir}")
+    _build_atomically(out_dir, lambda staging, progress: builder(staging, head, progress), progress)
+    return out_dir
+
+
 def _lite_builder() -> Callable[..., object]:
     try:
         from heron.models.lite import build_heron_lite
