@@ -187,7 +187,7 @@ class IsNull(Filter):
 
 
 @dataclass(frozen=True)
-class And(Filter):
+class _Binary(Filter):
     left: Filter
     right: Filter
 
@@ -197,13 +197,13 @@ class And(Filter):
 
 
 @dataclass(frozen=True)
-class Or(Filter):
-    left: Filter
-    right: Filter
+class And(_Binary):
+    pass
 
-    def fields(self) -> Iterator[str]:
-        yield from self.left.fields()
-        yield from self.right.fields()
+
+@dataclass(frozen=True)
+class Or(_Binary):
+    pass
 
 
 @dataclass(frozen=True)
