@@ -144,7 +144,7 @@ def test_broken_files_have_outcomes_and_keep_existing_units(
     assert str(odd_path) in odd["hits"][0]["paths"]
     for photo in photos:  # what was stored before is still stored
         hit = run_json("search", "--image", str(photo), "--k", "1", data_dir=data_dir)["hits"][0]
-        assert hit["path"] == str(good / photo.name)
+        assert str(good / photo.name) in hit["paths"]  # the odd-named JPEG is a copy of one
 
 
 def test_duplicates_changes_and_deletions(heron_lite: Path, tmp_path: Path) -> None:
