@@ -185,8 +185,10 @@ def _render_hits(hits) -> None:  # type: ignore[no-untyped-def]
         out.print("no results")
         return
     table = Table(show_edge=False, header_style="bold")
-    for name in ("#", "score", "path", "size"):
-        table.add_column(name, justify="right" if name in ("#", "score") else "left")
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("path", overflow="fold")  # a path is only useful whole
+    table.add_column("size", no_wrap=True)
     for rank, hit in enumerate(hits, start=1):
         more = f" (+{len(hit.paths) - 1} copies)" if len(hit.paths) > 1 else ""
         table.add_row(str(rank), f"{hit.score:.3f}", hit.path + more, f"{hit.width}×{hit.height}")
@@ -215,12 +217,28 @@ def evaluate(
 def stats(as_json: JsonOption = False) -> None:
     """What the index holds, and whether store and catalog agree."""
     with _errors(), _heron() as heron:
-        data = heron.stats().to_dict()
+        stats_now = heron.stats()
         if as_json:
-            _print_json(data)
+            _print_json(stats_now.to_dict())
             return
-        for key, value in data.items():
-            out.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+        _render_stats(stats_now)
+
+
+def _render_stats(stats_now) -> None:  # type: ignore[no-untyped-def]
+    files = ", ".join(f"{count} {status}" for status, count in sorted(stats_now.files.items()))
+    agreement = "[green]yes[/green]" if stats_now.consistent else "[red]no — run heron index[/red]"
+    table = Table(show_header=False, show_edge=False, box=None)
+    table.add_row("data dir", stats_now.data_dir)
+    table.add_row("model", stats_now.model or "none yet")
+    table.add_row("units", f"{stats_now.units} ({stats_now.rows} rows)")
+    table.add_row("files", files or "none")
+    table.add_row("store size", f"{stats_now.store_bytes / 1e6:.1f} MB")
+    table.add_row("store and catalog agree", agreement)
+    run = stats_now.last_run
+    if run is not None:
+        summary = ", ".join(f"{v} {k}" for k, v in run.summary.items())
+        table.add_row("last run", f"#{run.id} {run.status}: {summary}")
+    out.print(table)
 
 
 @app.command()
