@@ -183,3 +183,23 @@ def test_missing_path_and_bad_filter_are_clear_errors(tmp_path: Path) -> None:
     assert result.returncode == 1 and "no such file or directory" in result.stderr
     result = run_cli("search", "x", "--where", "colour~~red", data_dir=tmp_path / "d", check=False)
     assert result.returncode == 1 and "error" in result.stderr.lower()
+
+
+def test_hidden_files_are_skipped_unless_asked(tmp_path: Path) -> None:
+    from tests.fixtures.tiny_heron import build_tiny_heron
+
+    bundle = str(build_tiny_heron(tmp_path / "tiny").path)
+    photos = sorted(require_data("photos").glob("*.jpg"))
+    folder = tmp_path / "pics"
+    (folder / ".private").mkdir(parents=True)
+    shutil.copy(photos[0], folder / "visible.jpg")
+    shutil.copy(photos[1], folder / ".hidden.jpg")
+    shutil.copy(photos[2], folder / ".private" / "inside.jpg")
+    data_dir = tmp_path / "data"
+    first = run_cli("--model", bundle, "index", str(folder), "--json", data_dir=data_dir)
+    assert json.loads(first.stdout.splitlines()[-1])["report"]["indexed"] == 1
+    second = run_cli(
+        "--model", bundle, "index", str(folder), "--include-hidden", "--json", data_dir=data_dir
+    )
+    report = json.loads(second.stdout.splitlines()[-1])["report"]
+    assert (report["indexed"], report["unchanged"]) == (2, 1)

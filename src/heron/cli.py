@@ -112,12 +112,20 @@ class _RateColumn(ProgressColumn):
 @app.command()
 def index(
     paths: Annotated[list[Path], typer.Argument(help="Folders or files to index.")],
+    include_hidden: Annotated[
+        bool | None,
+        typer.Option("--include-hidden/--skip-hidden", help="Index dot-files and dot-folders."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Index new and changed images under PATHS; prune deleted ones. Safe to rerun after a crash."""
     with _errors(), _heron() as heron:
         if as_json:
-            report = heron.index(paths, on_progress=lambda p: _print_json({"progress": p.__dict__}))
+            report = heron.index(
+                paths,
+                on_progress=lambda p: _print_json({"progress": p.__dict__}),
+                include_hidden=include_hidden,
+            )
             _print_json({"report": report.to_dict()})
             return
         columns = (
@@ -135,7 +143,7 @@ def index(
             def update(p) -> None:  # type: ignore[no-untyped-def]
                 progress.update(task, total=p.total, completed=p.done)
 
-            report = heron.index(paths, on_progress=update)
+            report = heron.index(paths, on_progress=update, include_hidden=include_hidden)
         _render_index_report(report)
 
 

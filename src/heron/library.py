@@ -118,9 +118,16 @@ class Heron:
 
     # indexing
     def index(
-        self, paths: Sequence[str | Path], on_progress: ProgressCallback | None = None
+        self,
+        paths: Sequence[str | Path],
+        on_progress: ProgressCallback | None = None,
+        *,
+        include_hidden: bool | None = None,
     ) -> IndexReport:
-        """Index new and changed files under `paths`, prune vanished ones; safe to rerun."""
+        """Index new and changed files under `paths`, prune vanished ones; safe to rerun.
+
+        `include_hidden` (default: the `include_hidden` setting) also indexes dot-files/folders.
+        """
         with exclusive_lock(self.data_dir / "index.lock", f"an index run on {self.data_dir}"):
             self._bind_model()
             cores = os.cpu_count() or 2
@@ -133,7 +140,9 @@ class Heron:
                 batch_size=self.settings.batch_size,
                 decode_workers=self.settings.decode_workers or max(1, cores // 2),
                 inference_workers=self.settings.inference_workers or cores,
-                include_hidden=self.settings.include_hidden,
+                include_hidden=(
+                    self.settings.include_hidden if include_hidden is None else include_hidden
+                ),
                 thumbnail_size=self.settings.thumbnail_size,
                 max_image_pixels=self.settings.max_image_pixels,
             )
