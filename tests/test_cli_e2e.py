@@ -203,3 +203,10 @@ def test_hidden_files_are_skipped_unless_asked(tmp_path: Path) -> None:
     )
     report = json.loads(second.stdout.splitlines()[-1])["report"]
     assert (report["indexed"], report["unchanged"]) == (2, 1)
+    # A later run that skips hidden files keeps those still on disk and prunes deleted ones.
+    (folder / ".hidden.jpg").unlink()
+    third = run_cli("--model", bundle, "index", str(folder), "--json", data_dir=data_dir)
+    report = json.loads(third.stdout.splitlines()[-1])["report"]
+    assert (report["removed"], report["unchanged"]) == (1, 1)
+    stats = json.loads(run_cli("stats", "--json", data_dir=data_dir).stdout)
+    assert stats["units"] == 2

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from heron.ingest.crawl import CrawlEntry, CrawlProblem, walk
+from heron.ingest.crawl import CrawlEntry, CrawlProblem, hidden_below, walk
 from tests.conftest import require_data
 
 
@@ -205,3 +205,11 @@ def test_shared_broken_folder() -> None:
         assert [(p.path, p.kind) for p in _problems(events)] == [(link, "loop")]
     else:
         assert _problems(events) == []
+
+
+def test_hidden_below_looks_only_under_the_root(tmp_path: Path) -> None:
+    root = tmp_path / ".config" / "pics"
+    assert not hidden_below(root / "a.jpg", [root])  # a dot above the root does not count
+    assert hidden_below(root / ".cache" / "a.jpg", [root])
+    assert hidden_below(root / ".a.jpg", [root])
+    assert not hidden_below(tmp_path / "elsewhere" / ".a.jpg", [root])

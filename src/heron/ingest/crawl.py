@@ -59,6 +59,18 @@ def walk(
         yield from walker.walk_root(root)
 
 
+def hidden_below(path: Path, roots: Sequence[Path]) -> bool:
+    """True when some part of `path` below the root that holds it is dot-named."""
+    for root in roots:
+        try:
+            relative = path.relative_to(root)
+        except ValueError:
+            continue
+        if any(part.startswith(".") for part in relative.parts):
+            return True
+    return False
+
+
 def _normalise_suffixes(suffixes: Iterable[str]) -> frozenset[str]:
     return frozenset(s.lower() if s.startswith(".") else f".{s.lower()}" for s in suffixes)
 

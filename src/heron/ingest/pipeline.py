@@ -12,6 +12,7 @@ rows the catalog never learnt of and re-queues catalog rows whose vectors are mi
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +32,7 @@ from heron.extract.images import (
     decode_image_bytes,
     make_thumbnail,
 )
-from heron.ingest.crawl import CrawlEntry, CrawlProblem, walk
+from heron.ingest.crawl import CrawlEntry, CrawlProblem, hidden_below, walk
 from heron.models.encoder import Encoder
 from heron.models.preprocess import model_rgb, normalize
 from heron.store.base import Store
@@ -176,12 +177,19 @@ class Indexer:
                 todo.append(item)
         report.seen = len(seen)
         self.catalog.save(problems)
-        gone = [path for path in known if path not in seen]
+        gone = [path for path in known if path not in seen and not self._kept_unwalked(path, roots)]
         if gone:
             hashes = {known[p].content_hash for p in gone if known[p].content_hash}
             report.removed = self.catalog.remove(gone)
             drop_unreferenced(self.catalog, self.store, self.thumbnails, hashes)
         return todo
+
+    def _kept_unwalked(self, path: str, roots: Sequence[Path]) -> bool:
+        """A hidden file an earlier `--include-hidden` run indexed stays while it exists: a run
+        that skips hidden files did not look at it, so it cannot have found it gone."""
+        if self.include_hidden:
+            return False
+        return hidden_below(Path(path), roots) and os.path.lexists(path)
 
     def _process(
         self,
