@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from heron.catalog import INDEXED, PENDING, SKIPPED, Catalog, FileRecord
@@ -57,3 +58,20 @@ def test_meta_and_runs_persist_across_reopen(tmp_path: Path) -> None:
     assert reopened.get_meta("model") == "m@2"
     last = reopened.runs(1)[0]
     assert (last.status, last.summary, last.roots) == ("completed", {"indexed": 3}, ["/pics"])
+
+
+def test_analyze_lets_path_lookups_use_the_hash_index(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "c.sqlite")
+    catalog.save([_rec(f"/p/{i}.jpg", f"h{i}") for i in range(2000)])
+    question = (
+        "EXPLAIN QUERY PLAN SELECT path FROM files "
+        "WHERE content_hash IN ('h1', 'h2') AND status = 'indexed'"
+    )
+
+    def plan() -> str:
+        with sqlite3.connect(catalog.path) as conn:
+            return " ".join(str(row) for row in conn.execute(question))
+
+    catalog.analyze()
+    assert "ix_files_content_hash" in plan()
+    assert catalog.paths_for(["h1", "h2"]) == {"h1": ["/p/1.jpg"], "h2": ["/p/2.jpg"]}

@@ -27,6 +27,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -234,6 +235,17 @@ class Catalog:
         values = {"finished_at": time.time(), "status": status, "summary": json.dumps(summary)}
         with self._engine.begin() as conn:
             conn.execute(update(runs_table).where(runs_table.c.id == run_id).values(**values))
+
+    def analyze(self) -> None:
+        """Refresh the query planner's statistics after bulk changes.
+
+        Without them SQLite looks up a search's paths through the low-selectivity status index
+        and scans every file (measured 2.9 ms vs 0.05 ms for 10 hashes among 7,000 files). The
+        sampling limit keeps this to milliseconds however large the catalog grows.
+        """
+        with self._engine.begin() as conn:
+            conn.execute(text("PRAGMA analysis_limit=1000"))
+            conn.execute(text("ANALYZE"))
 
     def runs(self, limit: int = 10) -> list[RunRecord]:
         query = select(runs_table).order_by(runs_table.c.id.desc()).limit(limit)

@@ -150,6 +150,7 @@ class Indexer:
             todo = self._plan(roots, report)
             self._process(todo, report, on_progress, started)
             self.store.optimize()
+            self.catalog.analyze()
             status = "completed"
         finally:
             report.seconds = time.perf_counter() - started
