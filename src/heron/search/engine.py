@@ -51,6 +51,7 @@ class Searcher:
         self.encoder = encoder
         self.thumbnails_dir = thumbnails_dir
         self._model_checked = False
+        self._only_this_model = False
 
     def check_model(self) -> None:
         """Refuse to compare the query model's vectors with another model's (checked once)."""
@@ -65,6 +66,16 @@ class Searcher:
                 f"data dir with --model {self.encoder.model_id}."
             )
         self._model_checked = bool(stored)
+        # A data dir is bound to one model, so usually every row is this model's and the
+        # model filter only costs time (it doubled Lance's search time at 7k rows).
+        self._only_this_model = stored == {self.encoder.stamp}
+
+    def _scope(self, where: Filter | None = None) -> Filter | None:
+        """The caller's filter, restricted to this model's vectors when others are stored."""
+        if self._only_this_model:
+            return where
+        scope: Filter = Field("model") == self.encoder.stamp
+        return scope if where is None else scope & where
 
     def query_vector(self, text: str | None, images: list[Image.Image]) -> np.ndarray:
         """One unit vector for the query; text and images together are averaged."""
@@ -83,9 +94,7 @@ class Searcher:
     def rank(self, vector: np.ndarray, k: int = 10) -> list[str]:
         """Unit ids only, best first: what evaluation needs, without resolving paths."""
         self.check_model()
-        return [
-            hit.id for hit in self.store.search(vector, k, Field("model") == self.encoder.stamp)
-        ]
+        return [hit.id for hit in self.store.search(vector, k, self._scope())]
 
     def search(
         self,
@@ -97,10 +106,7 @@ class Searcher:
         if k < 1:
             raise QueryError(f"k must be at least 1, got {k}")
         self.check_model()
-        scope: Filter = Field("model") == self.encoder.stamp
-        if where is not None:
-            scope = scope & where
-        hits = self.store.search(vector, k, scope)
+        hits = self.store.search(vector, k, self._scope(where))
         if min_score is not None:
             hits = [hit for hit in hits if hit.score >= min_score]
         paths = self.catalog.paths_for(hit.id for hit in hits)

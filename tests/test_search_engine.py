@@ -1,0 +1,43 @@
+"""Searcher scoping: a store holding several models' vectors is searched within the query model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from heron.catalog import INDEXED, Catalog, FileRecord
+from heron.models.encoder import load_encoder
+from heron.search.engine import ModelMismatchError, Searcher
+from heron.store.lance import LanceStore
+from tests.fixtures.tiny_heron import DIM, build_tiny_heron
+
+
+def _unit(i: int, model: str, vector: np.ndarray) -> dict[str, object]:
+    return {"id": f"u{i}", "vector": vector, "model": model, "path": f"/p/{i}.jpg"}
+
+
+def test_search_stays_within_the_query_model(tmp_path: Path) -> None:
+    encoder = load_encoder(build_tiny_heron(tmp_path / "tiny").path)
+    query = encoder.embed_texts(["a red car"])[0]
+    store = LanceStore(tmp_path / "vectors.lance", dim=DIM)
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    searcher = Searcher(store, catalog, encoder, tmp_path / "thumbs")
+
+    store.insert_new([_unit(0, "other@1", query), _unit(1, encoder.stamp, -query)])
+    catalog.save([FileRecord(f"/p/{i}.jpg", 1, 1, INDEXED, f"u{i}", None) for i in (0, 1)])
+    hits = searcher.search(query, k=5)
+    assert [hit.id for hit in hits] == ["u1"]  # the other model's identical vector is left out
+    assert searcher.rank(query, k=5) == ["u1"]
+
+
+def test_search_refuses_an_index_without_the_query_model(tmp_path: Path) -> None:
+    encoder = load_encoder(build_tiny_heron(tmp_path / "tiny").path)
+    store = LanceStore(tmp_path / "vectors.lance", dim=DIM)
+    store.insert_new([_unit(0, "other@1", np.eye(DIM, dtype=np.float32)[0])])
+    searcher = Searcher(store, Catalog(tmp_path / "c.sqlite"), encoder, tmp_path / "thumbs")
+    with pytest.raises(ModelMismatchError, match="other@1"):
+        searcher.search(np.eye(DIM, dtype=np.float32)[0], k=3)
