@@ -37,14 +37,23 @@ def heron_lite() -> Path:
 
 
 def run_cli(
-    *args: str, data_dir: Path | None = None, check: bool = True, timeout: float = 600
+    *args: str,
+    data_dir: Path | None = None,
+    check: bool = True,
+    timeout: float = 600,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real `heron` console entry point in a subprocess."""
+    """Run the real `heron` console entry point in a subprocess (`stdin` is typed into it)."""
     cmd = [sys.executable, "-m", "heron.cli"]
     if data_dir is not None:
         cmd += ["--data-dir", str(data_dir)]
     result = subprocess.run(
-        [*cmd, *args], capture_output=True, text=True, timeout=timeout, env=os.environ.copy()
+        [*cmd, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),
     )
     if check and result.returncode != 0:
         raise AssertionError(

@@ -32,6 +32,15 @@ def test_val_recall_at_10_meets_the_bar(val_index: dict) -> None:
     assert 0 < report["mrr"] <= 1 and 0 < report["ndcg@10"] <= 1
 
 
+def test_shell_answers_text_and_image_queries_until_an_empty_line(val_index: dict) -> None:
+    photo = val_index["images"] / val_index["records"][0]["image"]
+    typed = f"a dog running on the grass\nimage:{photo}\nimage:/no/such.jpg\n\nnever run\n"
+    result = run_cli("shell", data_dir=val_index["data_dir"], stdin=typed)
+    assert result.stdout.count("10 results in") == 2, result.stdout
+    assert "│ 1.000 │" in result.stdout  # the example image finds itself first
+    assert "query image not found: /no/such.jpg" in result.stderr  # reported; the prompt goes on
+
+
 def test_text_search_json_shape_and_meaning(val_index: dict) -> None:
     result = run_json(
         "search", "a dog running on the grass", "--k", "5", data_dir=val_index["data_dir"]

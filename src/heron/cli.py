@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -175,22 +176,26 @@ def search(
 ) -> None:
     """Search by text, by example image, or both."""
     with _errors(), _heron() as heron:
+        started = time.perf_counter()
         hits = heron.search(query, image or None, k=k, filter=where, min_score=min_score)
+        took_ms = (time.perf_counter() - started) * 1000
         if as_json:
             _print_json(
                 {
                     "query": query,
                     "images": [str(p) for p in image or []],
+                    "took_ms": round(took_ms, 1),
                     "hits": [hit.to_dict() for hit in hits],
                 }
             )
             return
-        _render_hits(hits)
+        _render_hits(hits, took_ms)
 
 
-def _render_hits(hits) -> None:  # type: ignore[no-untyped-def]
+def _render_hits(hits, took_ms: float) -> None:  # type: ignore[no-untyped-def]
+    """A results table; the time covers encoding the query (loading the model on first use)."""
     if not hits:
-        out.print("no results")
+        out.print(f"no results ({took_ms:.0f} ms)")
         return
     table = Table(show_edge=False, header_style="bold")
     table.add_column("#", justify="right")
@@ -201,6 +206,7 @@ def _render_hits(hits) -> None:  # type: ignore[no-untyped-def]
         more = f" (+{len(hit.paths) - 1} copies)" if len(hit.paths) > 1 else ""
         table.add_row(str(rank), f"{hit.score:.3f}", hit.path + more, f"{hit.width}×{hit.height}")
     out.print(table)
+    out.print(f"[dim]{len(hits)} results in {took_ms:.0f} ms[/dim]")
 
 
 @app.command("eval")
@@ -307,11 +313,12 @@ def shell() -> None:
             if not line:
                 break
             try:
+                started = time.perf_counter()
                 if line.startswith("image:"):
                     hits = heron.search(image=Path(line[6:].strip()), k=10)
                 else:
                     hits = heron.search(line, k=10)
-                _render_hits(hits)
+                _render_hits(hits, (time.perf_counter() - started) * 1000)
             except USER_ERRORS as exc:
                 err.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
 
