@@ -32,6 +32,7 @@ def test_search_stays_within_the_query_model(tmp_path: Path) -> None:
     hits = searcher.search(query, k=5)
     assert [hit.id for hit in hits] == ["u1"]  # the other model's identical vector is left out
     assert searcher.rank(query, k=5) == ["u1"]
+    assert searcher.rank_many(np.stack([query, -query]), k=5) == [["u1"], ["u1"]]
 
 
 def test_search_refuses_an_index_without_the_query_model(tmp_path: Path) -> None:

@@ -325,6 +325,25 @@ def test_filtered_search_returns_only_matches_and_exactly_k(
     assert store.search(vectors[0], 5, Field("kind") == "video") == []
 
 
+def test_search_many_answers_like_search_one_by_one(
+    filled: tuple[LanceStore, np.ndarray, list],
+) -> None:
+    store, _, _ = filled
+    queries = unit_vectors(12, seed=3)
+    flt = Field("width") >= 500
+    for where in (None, flt):
+        together = store.search_many(queries, 6, where)
+        alone = [store.search(q, 6, where) for q in queries]
+        assert [[h.id for h in hits] for hits in together] == [[h.id for h in a] for a in alone]
+        for hits, single in zip(together, alone, strict=True):
+            scores = [h.score for h in single]
+            np.testing.assert_allclose([h.score for h in hits], scores, atol=1e-6)
+    assert store.search_many(queries[:2], 3, Field("kind") == "video") == [[], []]
+    assert store.search_many(queries[:0], 3) == []
+    with pytest.raises(StoreError, match="16-d"):
+        store.search_many(np.ones((2, 5), dtype=np.float32), 3)
+
+
 def test_search_rejects_wrong_dimension(filled: tuple[LanceStore, np.ndarray, list]) -> None:
     store, _, _ = filled
     with pytest.raises(StoreError, match="16-d"):
@@ -408,6 +427,7 @@ def test_optimize_builds_index_and_keeps_results(tmp_path: Path) -> None:
     assert len(hits) == 10 and all(h.row["kind"] == "slide" for h in hits)
     rare = Field("bytes") < 1005  # 5 rows, scattered over partitions: all must still be found
     assert len(store.search(queries[0], 10, rare)) == 5
+    assert [len(hits) for hits in store.search_many(queries[:3], 10, rare)] == [5, 5, 5]
 
     extra = unit_vectors(100, dim=dim, seed=7, clusters=30)
     store.upsert(make_rows(extra, prefix="new"))

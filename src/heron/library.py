@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from heron.catalog import INDEXED, Catalog, FileRecord, RunRecord
@@ -237,15 +238,16 @@ class Heron:
                 answerable.append((query, relevant))
         texts = [q.text for q, _ in answerable if q.text is not None]
         text_vectors = iter(self.encoder.embed_texts(texts)) if texts else iter(())
-        results = []
-        for query, relevant in answerable:
+        vectors = []
+        for query, _ in answerable:
             if query.text is not None:
-                vector = next(text_vectors)
+                vectors.append(next(text_vectors))
             else:
                 assert query.image is not None
-                vector = searcher.query_vector(None, [_load_query_image(query.image)])
-            results.append((searcher.rank(vector, k), relevant))
-        report = summarise(results)
+                vectors.append(searcher.query_vector(None, [_load_query_image(query.image)]))
+        ranked = searcher.rank_many(np.stack(vectors), k) if vectors else []
+        pairs = zip(ranked, (relevant for _, relevant in answerable), strict=True)
+        report = summarise(list(pairs))
         report.skipped_queries = len(queries) - len(answerable)
         report.missing_relevant = sorted(relevant_paths - hash_of.keys())
         return report

@@ -14,6 +14,8 @@ from heron.models.encoder import Encoder
 from heron.store.base import Store, StoreHit
 from heron.store.filters import Field, Filter
 
+RANK_CHUNK = 1024  # queries per store call in rank_many: bounded result tables
+
 
 class QueryError(ValueError):
     """The query cannot be run as given."""
@@ -95,6 +97,15 @@ class Searcher:
         """Unit ids only, best first: what evaluation needs, without resolving paths."""
         self.check_model()
         return [hit.id for hit in self.store.search(vector, k, self._scope())]
+
+    def rank_many(self, vectors: np.ndarray, k: int = 10) -> list[list[str]]:
+        """`rank` for each row of ``vectors``, answered by the store in one pass."""
+        self.check_model()
+        ranked: list[list[str]] = []
+        for start in range(0, len(vectors), RANK_CHUNK):
+            answers = self.store.search_many(vectors[start : start + RANK_CHUNK], k, self._scope())
+            ranked.extend([hit.id for hit in hits] for hits in answers)
+        return ranked
 
     def search(
         self,
