@@ -120,6 +120,10 @@ def index(
     as_json: JsonOption = False,
 ) -> None:
     """Index new and changed images under PATHS; prune deleted ones. Safe to rerun after a crash."""
+    with _errors():
+        for path in paths:  # before the progress bar and the model load
+            if not path.expanduser().exists():
+                raise FileNotFoundError(f"no such file or directory: {path}")
     with _errors(), _heron() as heron:
         if as_json:
             report = heron.index(
@@ -189,14 +193,23 @@ def search(
                 }
             )
             return
+        if not hits:
+            _explain_no_hits(heron, took_ms, narrowed=where is not None or min_score is not None)
+            return
         _render_hits(hits, took_ms)
+
+
+def _explain_no_hits(heron, took_ms: float, narrowed: bool) -> None:  # type: ignore[no-untyped-def]
+    if heron.count() == 0:
+        out.print(f"no results: {heron.data_dir} holds nothing yet; run `heron index FOLDER` first")
+    elif narrowed:
+        out.print(f"no results ({took_ms:.0f} ms): the filter or --min-score excluded every unit")
+    else:
+        out.print(f"no results ({took_ms:.0f} ms)")
 
 
 def _render_hits(hits, took_ms: float) -> None:  # type: ignore[no-untyped-def]
     """A results table; the time covers encoding the query (loading the model on first use)."""
-    if not hits:
-        out.print(f"no results ({took_ms:.0f} ms)")
-        return
     table = Table(show_edge=False, header_style="bold")
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
@@ -277,11 +290,11 @@ def errors(
 def get(unit_id: Annotated[str, typer.Argument(help="A hit's id.")]) -> None:
     """Everything stored about one unit (JSON)."""
     with _errors(), _heron() as heron:
-        row = heron.get(unit_id)
-        if row is None:
+        unit = heron.get(unit_id)
+        if unit is None:
             err.print(f"[bold red]error:[/bold red] no unit with id {unit_id}")
             raise typer.Exit(1)
-        _print_json(row)
+        _print_json(unit.to_dict())
 
 
 @app.command()
@@ -291,6 +304,11 @@ def delete(
     """Remove files (or whole folders) from the index; the files themselves are untouched."""
     with _errors(), _heron() as heron:
         removed = heron.delete(paths)
+        if removed == 0:
+            listed = ", ".join(str(p) for p in paths)
+            message = f"[bold red]error:[/bold red] nothing indexed under {listed}"
+            err.print(message, highlight=False)
+            raise typer.Exit(1)
         out.print(f"removed {removed} path(s) from the index")
 
 

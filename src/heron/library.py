@@ -24,7 +24,7 @@ from heron.extract.images import decode_image, decode_image_bytes
 from heron.ingest.pipeline import Indexer, IndexReport, ProgressCallback, drop_unreferenced
 from heron.models import registry
 from heron.models.encoder import Encoder, load_encoder
-from heron.search.engine import ModelMismatchError, QueryError, Searcher, SearchHit
+from heron.search.engine import ModelMismatchError, QueryError, Searcher, SearchHit, Unit
 from heron.search.evaluation import EvalReport, load_eval_file, summarise
 from heron.store.base import Store
 from heron.store.blobs import BlobStore
@@ -195,15 +195,15 @@ class Heron:
             )
         return self._searcher_instance
 
-    def get(self, unit_id: str) -> dict[str, Any] | None:
-        rows = self.store.get([unit_id])
-        if not rows:
-            return None
-        row = {k: v for k, v in rows[0].items() if k != "vector"}
-        row["paths"] = self.catalog.paths_for([unit_id]).get(unit_id, [])
-        return row
+    def get(self, unit_id: str) -> Unit | None:
+        """Everything stored about one unit (a hit's `id`), or None when there is no such unit."""
+        return self._searcher().get(unit_id)
 
     # reporting
+    def count(self) -> int:
+        """Units stored (one per distinct content)."""
+        return self.store.count() if self.catalog.get_meta("dim") is not None else 0
+
     def stats(self) -> Stats:
         has_store = self.catalog.get_meta("dim") is not None
         store_ids = self.store.ids() if has_store else set()
@@ -278,4 +278,4 @@ def _tree_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-__all__ = ["INDEXED", "Heron", "IndexReport", "SearchHit", "Stats"]
+__all__ = ["INDEXED", "Heron", "IndexReport", "SearchHit", "Stats", "Unit"]

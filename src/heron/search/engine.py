@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -43,6 +45,32 @@ class SearchHit:
         data = dict(self.__dict__)
         data["score"] = round(self.score, 6)
         data["modified_at"] = self.modified_at.isoformat() if self.modified_at else None
+        return data
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Everything stored about one unit (what `Heron.get` returns); no vector."""
+
+    id: str
+    path: str  # the first indexed path with this content
+    kind: str
+    width: int
+    height: int
+    format: str
+    model: str
+    bytes: int
+    text: str
+    modified_at: datetime | None
+    indexed_at: datetime | None
+    thumbnail: str | None
+    paths: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        data = dict(self.__dict__)
+        for key in ("modified_at", "indexed_at"):
+            data[key] = data[key].isoformat() if data[key] else None
         return data
 
 
@@ -123,11 +151,38 @@ class Searcher:
         paths = self.catalog.paths_for(hit.id for hit in hits)
         return [self._hit(hit, paths.get(hit.id, [])) for hit in hits]
 
+    def get(self, unit_id: str) -> Unit | None:
+        rows = self.store.get([unit_id])
+        if not rows:
+            return None
+        row = rows[0]
+        paths = self.catalog.paths_for([unit_id]).get(unit_id, [])
+        path = paths[0] if paths else str(row["path"])
+        return Unit(
+            id=unit_id,
+            path=path,
+            paths=paths,
+            kind=str(row["kind"]),
+            width=int(row["width"]),
+            height=int(row["height"]),
+            format=str(row["format"]),
+            model=str(row["model"]),
+            bytes=int(row["bytes"] or 0),
+            text=str(row["text"] or ""),
+            modified_at=row.get("modified_at"),
+            indexed_at=row.get("indexed_at"),
+            thumbnail=self._thumbnail(row, path),
+            extra=json.loads(row["extra"] or "{}"),
+        )
+
+    def _thumbnail(self, row: dict[str, Any], path: str) -> str:
+        # An empty thumbnail means the original is small enough to be shown as it is.
+        thumbnail = row.get("thumbnail")
+        return str(self.thumbnails_dir / thumbnail) if thumbnail else path
+
     def _hit(self, hit: StoreHit, paths: list[str]) -> SearchHit:
         row = hit.row
         path = paths[0] if paths else str(row["path"])
-        # An empty thumbnail means the original is small enough to be shown as it is.
-        thumbnail = row.get("thumbnail")
         return SearchHit(
             id=hit.id,
             score=hit.score,
@@ -139,5 +194,5 @@ class Searcher:
             format=str(row["format"]),
             model=str(row["model"]),
             modified_at=row.get("modified_at"),
-            thumbnail=str(self.thumbnails_dir / thumbnail) if thumbnail else path,
+            thumbnail=self._thumbnail(row, path),
         )

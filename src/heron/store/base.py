@@ -32,7 +32,7 @@ UNIT_COLUMNS: Mapping[str, ColumnType] = MappingProxyType(
         "format": "string",
         "modified_at": "timestamp",  # microseconds, UTC
         "indexed_at": "timestamp",  # microseconds, UTC
-        "thumbnail": "string",  # path relative to the data directory; may be empty
+        "thumbnail": "string",  # path relative to the thumbnails folder; empty: the original is one
         "extra": "string",  # JSON object
     }
 )

@@ -1,0 +1,159 @@
+"""The typed Python API (`heron.Heron`) end to end: real photos, the real heron-lite model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from heron import Heron, SearchHit, Unit
+from tests.conftest import require_data, run_cli
+
+pytestmark = pytest.mark.slow
+
+PHOTOS = 12
+
+
+@pytest.fixture()
+def library(heron_lite: Path, tmp_path: Path) -> dict:
+    """Twelve photos (two in a subfolder) plus a byte copy of the first, indexed via the API."""
+    source = require_data("photos")
+    lines = (source / "captions.jsonl").read_text(encoding="utf-8").splitlines()
+    records = {r["image"]: r for r in map(json.loads, lines)}
+    photos = sorted(source.glob("*.jpg"))[:PHOTOS]
+    folder = tmp_path / "pics"
+    (folder / "trip").mkdir(parents=True)
+    for photo in photos[:-2]:
+        shutil.copy(photo, folder / photo.name)
+    for photo in photos[-2:]:
+        shutil.copy(photo, folder / "trip" / photo.name)
+    shutil.copy(photos[0], folder / "copy.jpg")
+    heron = Heron(tmp_path / "data")
+    report = heron.index([folder])
+    assert (report.indexed, report.linked, report.skipped) == (PHOTOS, 1, 0)
+    yield {"heron": heron, "folder": folder, "photos": photos, "records": records}
+    heron.close()
+
+
+def test_search_by_text_finds_the_captioned_photo(library: dict) -> None:
+    heron: Heron = library["heron"]
+    ranks = []
+    for photo in library["photos"]:
+        caption = library["records"][photo.name]["en"][0]
+        hits = heron.search(text=caption, k=PHOTOS)
+        assert all(isinstance(h, SearchHit) for h in hits) and len(hits) == PHOTOS
+        ranks.append([Path(h.path).name for h in hits].index(photo.name))
+    # Twelve photos: a caption ranks its own photo first far more often than chance (1 in 12).
+    assert sum(rank == 0 for rank in ranks) >= 6, ranks
+    assert sum(rank < 3 for rank in ranks) >= 9, ranks
+
+
+def test_search_by_image_path_bytes_and_pil_agree(library: dict) -> None:
+    heron: Heron = library["heron"]
+    photo = library["folder"] / library["photos"][3].name
+    by_path = heron.search(image=photo, k=3)
+    by_bytes = heron.search(image=photo.read_bytes(), k=3)
+    with Image.open(photo) as opened:
+        by_pil = heron.search(image=opened, k=3)
+    assert by_path[0].path == str(photo)
+    assert by_path[0].score == pytest.approx(1.0, abs=1e-3)
+    for other in (by_bytes, by_pil):
+        assert [h.id for h in other] == [h.id for h in by_path]
+        assert [h.score for h in other] == pytest.approx([h.score for h in by_path], abs=1e-4)
+
+
+def test_text_and_image_together_rank_between_both(library: dict) -> None:
+    heron: Heron = library["heron"]
+    photo = library["folder"] / library["photos"][5].name
+    mixed = heron.search(text="a snowy mountain", image=photo, k=PHOTOS)
+    image_only = heron.search(image=photo, k=1)[0]
+    assert mixed[0].id == image_only.id  # the example dominates: it is itself in the index
+    assert mixed[0].score < image_only.score  # but the text pulled the query away from it
+
+
+def test_get_returns_a_typed_unit_with_every_path(library: dict) -> None:
+    heron: Heron = library["heron"]
+    first = library["folder"] / library["photos"][0].name
+    hit = heron.search(image=first, k=1)[0]
+    unit = heron.get(hit.id)
+    assert isinstance(unit, Unit)
+    assert unit.id == hit.id and unit.kind == "image" and unit.format == "jpeg"
+    assert sorted(unit.paths) == sorted([str(first), str(library["folder"] / "copy.jpg")])
+    with Image.open(first) as opened:
+        assert (unit.width, unit.height) == opened.size
+    assert unit.bytes == first.stat().st_size
+    assert unit.model.startswith("heron-lite@") and unit.model == hit.model
+    assert isinstance(unit.indexed_at, datetime) and unit.indexed_at.tzinfo is not None
+    assert unit.thumbnail is not None and Path(unit.thumbnail).is_file()
+    with Image.open(unit.thumbnail) as thumb:
+        assert thumb.format == "WEBP" and max(thumb.size) <= 256
+    assert unit.to_dict()["indexed_at"] == unit.indexed_at.isoformat()
+    assert heron.get("0" * 32) is None
+
+
+def test_delete_a_copy_keeps_the_unit_and_a_folder_drops_its_units(library: dict) -> None:
+    heron: Heron = library["heron"]
+    folder: Path = library["folder"]
+    first = folder / library["photos"][0].name
+    assert heron.count() == PHOTOS
+
+    assert heron.delete([folder / "copy.jpg"]) == 1
+    hit = heron.search(image=first, k=1)[0]
+    assert hit.paths == [str(first)] and heron.count() == PHOTOS
+
+    trip = sorted((folder / "trip").iterdir())
+    trip_ids = {heron.search(image=p, k=1)[0].id for p in trip}
+    thumbnails = [heron.get(unit_id).thumbnail for unit_id in trip_ids]
+    assert heron.delete([folder / "trip"]) == 2
+    assert heron.count() == PHOTOS - 2
+    assert all(heron.get(unit_id) is None for unit_id in trip_ids)
+    remaining = {h.id for h in heron.search(text="people", k=PHOTOS)}
+    assert len(remaining) == PHOTOS - 2 and not remaining & trip_ids
+    assert not any(Path(t).exists() for t in thumbnails if t)  # derived files go too
+    stats = heron.stats()
+    assert stats.consistent and stats.units == PHOTOS - 2 and stats.files == {"indexed": 10}
+    assert all(p.exists() for p in trip)  # the files themselves are untouched
+    assert heron.delete([folder / "trip"]) == 0
+
+
+def test_filter_string_and_min_score(library: dict) -> None:
+    heron: Heron = library["heron"]
+    widths = {h.id: h.width for h in heron.search(text="a person", k=PHOTOS)}
+    cut = sorted(widths.values())[len(widths) // 2]
+    wide = heron.search(text="a person", k=PHOTOS, filter=f"width>={cut}")
+    assert wide and len(wide) == sum(w >= cut for w in widths.values())
+    assert all(h.width >= cut for h in wide)
+    scores = [h.score for h in heron.search(text="a person", k=PHOTOS)]
+    floor = scores[3]
+    kept = heron.search(text="a person", k=PHOTOS, min_score=floor)
+    assert len(kept) == sum(s >= floor for s in scores) and min(h.score for h in kept) >= floor
+
+
+def test_cli_get_delete_and_empty_index_hint(heron_lite: Path, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    empty = run_cli("search", "a dog", data_dir=data_dir)
+    assert "holds nothing yet" in empty.stdout and "heron index" in empty.stdout
+
+    photo = sorted(require_data("photos").glob("*.jpg"))[0]
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    shutil.copy(photo, folder / photo.name)
+    run_cli("index", str(folder), data_dir=data_dir)
+    hits = run_cli("search", "--image", str(photo), "--json", data_dir=data_dir).stdout
+    unit_id = json.loads(hits)["hits"][0]["id"]
+    unit = json.loads(run_cli("get", unit_id, data_dir=data_dir).stdout)
+    assert unit["paths"] == [str(folder / photo.name)] and unit["id"] == unit_id
+    assert datetime.fromisoformat(unit["indexed_at"]).tzinfo is not None
+
+    narrowed = run_cli("search", "a dog", "--where", "width>=100000", data_dir=data_dir)
+    assert "excluded every unit" in narrowed.stdout
+
+    assert "removed 1 path" in run_cli("delete", str(folder), data_dir=data_dir).stdout
+    again = run_cli("delete", str(folder), data_dir=data_dir, check=False)
+    assert again.returncode == 1 and "nothing indexed under" in again.stderr
+    missing = run_cli("get", unit_id, data_dir=data_dir, check=False)
+    assert missing.returncode == 1 and "no unit with id" in missing.stderr
