@@ -120,6 +120,17 @@ def test_delete_a_copy_keeps_the_unit_and_a_folder_drops_its_units(library: dict
     assert heron.delete([folder / "trip"]) == 0
 
 
+def test_paths_with_dot_dot_name_the_same_files(library: dict) -> None:
+    heron: Heron = library["heron"]
+    folder: Path = library["folder"]
+    detour = folder / "trip" / ".." / "." / ".." / folder.name
+    report = heron.index([detour])
+    outcome = (report.unchanged, report.indexed, report.linked, report.removed)
+    assert outcome == (PHOTOS + 1, 0, 0, 0)
+    assert heron.delete([folder / "trip" / ".." / "copy.jpg"]) == 1
+    assert heron.stats().files == {"indexed": PHOTOS}
+
+
 def test_filter_string_and_min_score(library: dict) -> None:
     heron: Heron = library["heron"]
     widths = {h.id: h.width for h in heron.search(text="a person", k=PHOTOS)}

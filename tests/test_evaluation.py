@@ -40,6 +40,18 @@ def test_eval_file_resolves_relative_paths(tmp_path: Path) -> None:
     assert second.image == tmp_path / "q.jpg" and second.text is None
 
 
+def test_eval_paths_are_spelled_as_the_catalog_spells_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`..` and `.` fold away, so an eval file reached by a relative path still matches."""
+    (tmp_path / "evals").mkdir()
+    line = {"query": "a dog", "relevant": ["../img/./a.jpg", "/abs/x/../b.jpg"]}
+    (tmp_path / "evals" / "e.jsonl").write_text(json.dumps(line) + "\n")
+    monkeypatch.chdir(tmp_path / "evals")
+    (query,) = load_eval_file(Path("../evals/e.jsonl"))
+    assert query.relevant == (tmp_path / "img" / "a.jpg", Path("/abs/b.jpg"))
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [

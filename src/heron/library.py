@@ -31,6 +31,7 @@ from heron.store.blobs import BlobStore
 from heron.store.filters import Filter, parse_filter
 from heron.store.lance import AnnSettings, LanceStore
 from heron.util.locks import exclusive_lock
+from heron.util.paths import absolute
 
 ImageInput = str | Path | bytes | Image.Image
 
@@ -164,7 +165,7 @@ class Heron:
     def delete(self, paths: Sequence[str | Path]) -> int:
         """Forget these files (and everything below these folders); returns paths removed."""
         with exclusive_lock(self.data_dir / "index.lock", f"an index run on {self.data_dir}"):
-            roots = [Path(p).expanduser().absolute() for p in paths]
+            roots = [absolute(p) for p in paths]
             records = self.catalog.records_under(roots)
             hashes = {r.content_hash for r in records.values() if r.content_hash}
             removed = self.catalog.remove(records)

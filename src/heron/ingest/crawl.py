@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from heron.extract.images import IMAGE_SUFFIXES
+from heron.util.paths import absolute
 
 ProblemKind = Literal["missing", "unreadable", "loop", "duplicate", "broken_link", "unsupported"]
 
@@ -55,7 +56,7 @@ def walk(
     Only regular files are yielded (never FIFOs or devices, which would block a reader).
     """
     walker = _Walker(include_hidden, _normalise_suffixes(suffixes))
-    for root in sorted({Path(os.path.abspath(root)) for root in roots}):
+    for root in sorted({absolute(root) for root in roots}):
         yield from walker.walk_root(root)
 
 

@@ -38,6 +38,7 @@ from heron.models.preprocess import model_rgb, normalize
 from heron.store.base import Store
 from heron.store.blobs import BlobStore
 from heron.understand.hashes import content_hash, content_hash_bytes
+from heron.util.paths import absolute
 
 COMMIT_UNITS = 128  # units per store commit: a few inference batches
 COMMIT_RECORDS = 512  # catalog records per commit, for runs that mostly link or skip
@@ -138,7 +139,7 @@ class Indexer:
         self, roots: Sequence[Path], on_progress: ProgressCallback | None = None
     ) -> IndexReport:
         started = time.perf_counter()
-        roots = [Path(root).expanduser().absolute() for root in roots]
+        roots = [absolute(root) for root in roots]
         for root in roots:
             if not root.exists():
                 raise FileNotFoundError(f"no such file or directory: {root}")

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from heron.util.paths import absolute
+
 RECALL_AT = (1, 5, 10)
 NDCG_AT = 10
 
@@ -56,7 +58,7 @@ class EvalReport:
 
 
 def load_eval_file(path: Path) -> list[EvalQuery]:
-    base = path.parent.absolute()
+    base = absolute(path).parent
     queries = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -99,7 +101,7 @@ def _parse_line(raw: str, number: int, base: Path) -> EvalQuery:
 
 def _resolve(path: str, base: Path) -> Path:
     candidate = Path(path).expanduser()
-    return candidate if candidate.is_absolute() else base / candidate
+    return absolute(candidate if candidate.is_absolute() else base / candidate)
 
 
 def reciprocal_rank(ranked: Sequence[str], relevant: set[str]) -> float:
