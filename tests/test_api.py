@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from heron import Heron, SearchHit, Unit
-from tests.conftest import require_data, run_cli
+from heron.ingest.pipeline import IndexProgress
+from tests.conftest import DATA, flickr_split, link_images, require_data, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -168,3 +169,27 @@ def test_cli_get_delete_and_empty_index_hint(heron_lite: Path, tmp_path: Path) -
     assert again.returncode == 1 and "nothing indexed under" in again.stderr
     missing = run_cli("get", unit_id, data_dir=data_dir, check=False)
     assert missing.returncode == 1 and "no unit with id" in missing.stderr
+
+
+def test_an_interrupted_run_reports_what_it_kept_and_the_next_one_resumes(
+    heron_lite: Path, tmp_path: Path
+) -> None:
+    names = [str(r["image"]) for r in flickr_split("val")[:400]]
+    images = link_images(names, DATA / "flickr8k" / "images", tmp_path / "images")
+    reports: list[IndexProgress] = []
+
+    def stop_after_the_first_commit(progress: IndexProgress) -> None:
+        reports.append(progress)
+        raise KeyboardInterrupt
+
+    with Heron(tmp_path / "data") as heron:
+        with pytest.raises(KeyboardInterrupt):
+            heron.index([images], on_progress=stop_after_the_first_commit)
+        (run,) = heron.catalog.runs(1)
+        kept = heron.count()
+        assert run.status == "interrupted" and 0 < kept < len(names)
+        assert run.summary["indexed"] == kept == heron.stats().files["indexed"]
+        assert reports[0].indexed <= kept and reports[0].done <= len(names)
+        resumed = heron.index([images])
+        assert (resumed.unchanged, resumed.indexed) == (kept, len(names) - kept)
+        assert heron.stats().consistent

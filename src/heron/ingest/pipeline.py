@@ -216,6 +216,7 @@ class Indexer:
         done = 0
         embedding: deque[Future[list[dict[str, object]]]] = deque()
         committing: deque[Future[None]] = deque()
+        tally = _Tally(report, len(todo), on_progress, started)
 
         def embed(inference: ThreadPoolExecutor) -> None:
             nonlocal batch
@@ -229,17 +230,10 @@ class Indexer:
 
         def commit(writer: ThreadPoolExecutor) -> None:
             nonlocal group
-            group.progress = IndexProgress(
-                total=len(todo),
-                done=done,
-                indexed=report.indexed,
-                linked=report.linked,
-                skipped=report.skipped,
-                elapsed=0.0,
-            )
+            group.done = done
             while len(committing) > 1:
                 committing.popleft().result()
-            committing.append(writer.submit(self._commit, group, on_progress, started))
+            committing.append(writer.submit(self._commit, group, tally))
             group = _CommitGroup()
 
         with (
@@ -250,7 +244,7 @@ class Indexer:
             window = self.batch_size * 3
             for prepared in _bounded_map(pool, lambda e: self._prepare(e, stored), todo, window):
                 done += 1
-                self._route(prepared, batch, stored, report)
+                self._route(prepared, batch, stored)
                 if len(batch.units) >= self.batch_size or len(batch.records) >= COMMIT_RECORDS:
                     embed(infer)
                 if group.units >= COMMIT_UNITS or len(group.records) >= COMMIT_RECORDS:
@@ -302,13 +296,10 @@ class Indexer:
             return None
         return decode_image_bytes(data, target_size=spec.size, max_pixels=self.max_image_pixels)
 
-    def _route(
-        self, prepared: _Prepared, batch: _Batch, stored: set[str], report: IndexReport
-    ) -> None:
+    def _route(self, prepared: _Prepared, batch: _Batch, stored: set[str]) -> None:
         entry = prepared.entry
         if prepared.reason is not None:
-            report.skipped += 1
-            report.skipped_files.append({"path": str(entry.path), "reason": prepared.reason})
+            batch.skipped_files.append({"path": str(entry.path), "reason": prepared.reason})
             batch.records.append(_file_record(entry, SKIPPED, None, prepared.reason))
             return
         assert prepared.content_hash is not None
@@ -316,15 +307,12 @@ class Indexer:
         batch.records.append(record)
         already = prepared.content_hash in stored or prepared.content_hash in batch.unit_ids
         if already or prepared.rgb is None:
-            report.linked += 1
+            batch.linked += 1
             return
-        report.indexed += 1
         batch.units.append(prepared)
         batch.unit_ids.add(prepared.content_hash)
 
-    def _commit(
-        self, group: _CommitGroup, on_progress: ProgressCallback | None, started: float
-    ) -> None:
+    def _commit(self, group: _CommitGroup, tally: _Tally) -> None:
         for unit in group.thumbnailed:
             assert unit.content_hash is not None and unit.thumbnail is not None
             self.thumbnails.write(unit.content_hash, unit.thumbnail)
@@ -335,9 +323,7 @@ class Indexer:
             self.store.insert_new(rows)
         if group.records:
             self.catalog.save(group.records)
-        if on_progress and group.progress is not None:
-            group.progress.elapsed = time.perf_counter() - started
-            on_progress(group.progress)
+        tally.committed(group)
 
     def _rows(self, units: list[_Prepared]) -> list[dict[str, object]]:
         if not units:
@@ -384,13 +370,17 @@ class _CommitGroup:
     thumbnailed: list[_Prepared] = field(default_factory=list)
     records: list[FileRecord] = field(default_factory=list)
     units: int = 0
-    progress: IndexProgress | None = None
+    linked: int = 0
+    skipped_files: list[dict[str, str]] = field(default_factory=list)
+    done: int = 0  # files routed when the group was closed
 
     def add(self, rows: Future[list[dict[str, object]]], batch: _Batch) -> None:
         self.rows.append(rows)
         self.thumbnailed.extend(u for u in batch.units if u.thumbnail is not None)
         self.records.extend(batch.records)
         self.units += len(batch.units)
+        self.linked += batch.linked
+        self.skipped_files.extend(batch.skipped_files)
 
 
 @dataclass
@@ -398,6 +388,37 @@ class _Batch:
     units: list[_Prepared] = field(default_factory=list)
     unit_ids: set[str] = field(default_factory=set)
     records: list[FileRecord] = field(default_factory=list)
+    linked: int = 0
+    skipped_files: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Tally:
+    """Counts a group into the report once it is committed, so an interrupted run's summary
+    says what was kept, then tells the progress callback."""
+
+    report: IndexReport
+    total: int
+    on_progress: ProgressCallback | None
+    started: float
+
+    def committed(self, group: _CommitGroup) -> None:
+        report = self.report
+        report.indexed += group.units
+        report.linked += group.linked
+        report.skipped += len(group.skipped_files)
+        report.skipped_files.extend(group.skipped_files)
+        if self.on_progress is not None:
+            self.on_progress(
+                IndexProgress(
+                    total=self.total,
+                    done=group.done,
+                    indexed=report.indexed,
+                    linked=report.linked,
+                    skipped=report.skipped,
+                    elapsed=time.perf_counter() - self.started,
+                )
+            )
 
 
 def reconcile(catalog: Catalog, store: Store, thumbnails: BlobStore) -> dict[str, int]:
