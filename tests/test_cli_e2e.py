@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from heron import Heron
+from heron.search.engine import QueryWarning
 from tests.conftest import DATA, require_data, run_cli, run_json
 
 pytestmark = pytest.mark.slow
@@ -56,6 +58,18 @@ def test_text_search_json_shape_and_meaning(val_index: dict) -> None:
     captions = {r["image"]: " ".join(r["en"]).lower() for r in val_index["records"]}
     dog_hits = sum("dog" in captions[Path(h["path"]).name] for h in hits)
     assert dog_hits >= 3, [captions[Path(h["path"]).name] for h in hits]
+
+
+def test_a_query_in_a_script_the_model_cannot_read_is_answered_with_a_warning(
+    val_index: dict,
+) -> None:
+    chinese = run_cli("search", "一只狗在草地上奔跑", "--k", "3", data_dir=val_index["data_dir"])
+    assert "3 results in" in chinese.stdout
+    assert "warning: heron-lite understands English only" in chinese.stderr
+    english = run_json("search", "a dog on the grass", "--k", "3", data_dir=val_index["data_dir"])
+    assert english["warnings"] == [] and len(english["hits"]) == 3
+    with pytest.warns(QueryWarning, match="CJK"), Heron(val_index["data_dir"]) as heron:
+        assert len(heron.search(text="狗", k=2)) == 2
 
 
 def test_image_search_finds_itself_first(val_index: dict) -> None:

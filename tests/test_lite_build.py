@@ -179,6 +179,7 @@ def test_build_heron_lite(tmp_path: Path) -> None:
     config = json.loads((bundle / "config.json").read_text())
     assert config["model_id"] == "heron-lite" and config["version"] == "1.0"
     assert config["dim"] == 384 and config["bridge"]["alpha"] == 0.6
+    assert config["languages"] == ["en"]
     assert config["image"]["mean"][0] * 255 == pytest.approx(127)
     assert config["image"]["std"][0] * 255 == pytest.approx(128)
     assert "$" not in (bundle / "MODEL_CARD.md").read_text()

@@ -322,6 +322,18 @@ def test_heron_wrong_format_and_missing_files(tmp_path: Path, tiny: TinyHeron) -
         read_bundle(root)
 
 
+def test_heron_languages_are_read_and_checked(tmp_path: Path, tiny: TinyHeron) -> None:
+    root = tmp_path / "b"
+    shutil.copytree(tiny.path, root)
+    config = json.loads((root / "config.json").read_text())
+    assert read_bundle(root).languages == ()  # not stated: unknown, never warned about
+    (root / "config.json").write_text(json.dumps({**config, "languages": ["EN", "de"]}))
+    assert read_bundle(root).languages == ("en", "de")
+    (root / "config.json").write_text(json.dumps({**config, "languages": "en"}))
+    with pytest.raises(BundleError, match='"languages" must be a list'):
+        read_bundle(root)
+
+
 def test_corrupt_onnx_fails_on_first_use_naming_the_file(tmp_path: Path, tiny: TinyHeron) -> None:
     root = tmp_path / "b"
     shutil.copytree(tiny.path, root)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -42,3 +43,35 @@ def test_search_refuses_an_index_without_the_query_model(tmp_path: Path) -> None
     searcher = Searcher(store, Catalog(tmp_path / "c.sqlite"), encoder, tmp_path / "thumbs")
     with pytest.raises(ModelMismatchError, match="other@1"):
         searcher.search(np.eye(DIM, dtype=np.float32)[0], k=3)
+
+
+@pytest.mark.parametrize(
+    ("languages", "text", "script"),
+    [
+        (["en"], "一只狗在草地上奔跑", "CJK"),
+        (["en"], "собака на пляже", "Cyrillic"),
+        (["en", "fr"], "a dog — 狗", "CJK"),
+        (["en"], "a café in Zürich, naïve façade", None),  # Latin letters with accents
+        (["en"], "2 dogs, 3 cats!", None),
+        (["en", "zh"], "一只狗", None),  # the model says it reads Chinese
+        ([], "一只狗", None),  # the bundle does not say: no guess
+    ],
+)
+def test_language_warning_names_the_unreadable_script(
+    tmp_path: Path, languages: list[str], text: str, script: str | None
+) -> None:
+    bundle = build_tiny_heron(tmp_path / "tiny").path
+    config = json.loads((bundle / "config.json").read_text())
+    (bundle / "config.json").write_text(json.dumps({**config, "languages": languages}))
+    searcher = Searcher(
+        LanceStore(tmp_path / "v.lance", dim=DIM),
+        Catalog(tmp_path / "c.sqlite"),
+        load_encoder(bundle),
+        tmp_path / "thumbs",
+    )
+    warning = searcher.language_warning(text)
+    if script is None:
+        assert warning is None
+    else:
+        assert warning is not None and f"written in {script} script" in warning
+        assert "understands English" in warning and "tiny-heron" in warning

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -181,7 +182,7 @@ def search(
     """Search by text, by example image, or both."""
     with _errors(), _heron() as heron:
         started = time.perf_counter()
-        hits = heron.search(query, image or None, k=k, filter=where, min_score=min_score)
+        hits, notes = _search(heron, query, image or None, k=k, filter=where, min_score=min_score)
         took_ms = (time.perf_counter() - started) * 1000
         if as_json:
             _print_json(
@@ -189,14 +190,31 @@ def search(
                     "query": query,
                     "images": [str(p) for p in image or []],
                     "took_ms": round(took_ms, 1),
+                    "warnings": notes,
                     "hits": [hit.to_dict() for hit in hits],
                 }
             )
             return
+        _print_warnings(notes)
         if not hits:
             _explain_no_hits(heron, took_ms, narrowed=where is not None or min_score is not None)
             return
         _render_hits(hits, took_ms)
+
+
+def _search(heron, *args: Any, **kwargs: Any) -> tuple[list, list[str]]:  # type: ignore[no-untyped-def]
+    """`heron.search`, with its QueryWarnings returned as messages instead of printed."""
+    from heron.search.engine import QueryWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", QueryWarning)
+        hits = heron.search(*args, **kwargs)
+    return hits, [str(w.message) for w in caught if issubclass(w.category, QueryWarning)]
+
+
+def _print_warnings(messages: list[str]) -> None:
+    for message in messages:
+        err.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
 
 
 def _explain_no_hits(heron, took_ms: float, narrowed: bool) -> None:  # type: ignore[no-untyped-def]
@@ -333,10 +351,15 @@ def shell() -> None:
             try:
                 started = time.perf_counter()
                 if line.startswith("image:"):
-                    hits = heron.search(image=Path(line[6:].strip()), k=10)
+                    hits, notes = _search(heron, image=Path(line[6:].strip()), k=10)
                 else:
-                    hits = heron.search(line, k=10)
-                _render_hits(hits, (time.perf_counter() - started) * 1000)
+                    hits, notes = _search(heron, line, k=10)
+                _print_warnings(notes)
+                took_ms = (time.perf_counter() - started) * 1000
+                if hits:
+                    _render_hits(hits, took_ms)
+                else:
+                    _explain_no_hits(heron, took_ms, narrowed=False)
             except USER_ERRORS as exc:
                 err.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
 

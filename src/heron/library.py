@@ -10,6 +10,7 @@ with Heron("~/.local/share/heron") as heron:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,14 @@ from heron.extract.images import decode_image, decode_image_bytes
 from heron.ingest.pipeline import Indexer, IndexReport, ProgressCallback, drop_unreferenced
 from heron.models import registry
 from heron.models.encoder import Encoder, load_encoder
-from heron.search.engine import ModelMismatchError, QueryError, Searcher, SearchHit, Unit
+from heron.search.engine import (
+    ModelMismatchError,
+    QueryError,
+    QueryWarning,
+    Searcher,
+    SearchHit,
+    Unit,
+)
 from heron.search.evaluation import EvalReport, load_eval_file, summarise
 from heron.store.base import Store
 from heron.store.blobs import BlobStore
@@ -182,10 +190,17 @@ class Heron:
         filter: Filter | str | None = None,
         min_score: float | None = None,
     ) -> list[SearchHit]:
-        """Rank stored units by similarity to a text, an image, or both (averaged)."""
+        """Rank stored units by similarity to a text, an image, or both (averaged).
+
+        A text the model cannot read (a script outside its languages) still runs, with a
+        `QueryWarning`.
+        """
         where = parse_filter(filter) if isinstance(filter, str) else filter
         images = [_load_query_image(item) for item in _as_list(image)]
         searcher = self._searcher()
+        warning = searcher.language_warning(text) if text else None
+        if warning is not None:
+            warnings.warn(warning, QueryWarning, stacklevel=2)
         vector = searcher.query_vector(text, images)
         return searcher.search(vector, k=k, where=where, min_score=min_score)
 
@@ -279,4 +294,4 @@ def _tree_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-__all__ = ["INDEXED", "Heron", "IndexReport", "SearchHit", "Stats", "Unit"]
+__all__ = ["INDEXED", "Heron", "IndexReport", "QueryWarning", "SearchHit", "Stats", "Unit"]

@@ -63,6 +63,7 @@ class BundleConfig:
     pad_to_context: bool = False
     text_clean: TextClean = "whitespace"
     card_path: Path | None = None
+    languages: tuple[str, ...] = ()  # ISO 639-1 codes the text tower understands; () = unknown
 
     @property
     def stamp(self) -> str:
@@ -127,7 +128,14 @@ def _read_heron(path: Path) -> BundleConfig:
         pad_to_context=bool(text.get("pad_to_context", False)),
         text_clean=_text_clean(path, text.get("clean", "whitespace")),
         card_path=card if card.is_file() else None,
+        languages=_languages(path, config.get("languages", [])),
     )
+
+
+def _languages(path: Path, raw: object) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(code, str) for code in raw):
+        raise BundleError(path, 'config.json "languages" must be a list of language codes')
+    return tuple(code.lower() for code in raw)
 
 
 # ---- hub layout ---------------------------------------------------------------------------------

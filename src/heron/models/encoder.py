@@ -144,6 +144,11 @@ class Encoder:
         return self.config.dim
 
     @property
+    def languages(self) -> tuple[str, ...]:
+        """Languages the text tower understands (ISO 639-1); empty when the bundle does not say."""
+        return self.config.languages
+
+    @property
     def image_spec(self) -> ImageSpec:
         return self.config.image
 

@@ -190,6 +190,7 @@ def _config(version: str, pad_id: int, head: Head) -> dict[str, Any]:
         "normalize": True,
         "license": "Apache-2.0 (EfficientNet-Lite0, all-MiniLM-L6-v2); LiT head: see MODEL_CARD.md",
         "card": "MODEL_CARD.md",
+        "languages": ["en"],  # the text tower and the head learnt English only
         "bridge": {
             "alpha": towers.DEFAULT_ALPHA,
             "conse_top_k": towers.CONSE_TOP_K,

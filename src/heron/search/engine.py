@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,10 +18,21 @@ from heron.store.base import Store, StoreHit
 from heron.store.filters import Field, Filter
 
 RANK_CHUNK = 1024  # queries per store call in rank_many: bounded result tables
+# Languages written in the Latin script: a text tower that knows only these cannot read others.
+LATIN_SCRIPT_LANGUAGES = frozenset(
+    {"en", "de", "fr", "es", "it", "pt", "nl", "sv", "da", "no", "fi", "pl", "cs", "tr", "id"}
+)
 
 
 class QueryError(ValueError):
     """The query cannot be run as given."""
+
+
+LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish"}
+
+
+class QueryWarning(UserWarning):
+    """The query runs, but its results will likely be poor (e.g. a language the model lacks)."""
 
 
 class ModelMismatchError(QueryError):
@@ -121,6 +133,22 @@ class Searcher:
         vector = np.mean(np.stack(parts), axis=0).astype(np.float32)
         return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
+    def language_warning(self, text: str) -> str | None:
+        """Why `text` will be misread by a model that only knows Latin-script languages."""
+        languages = self.encoder.languages
+        if not languages or not set(languages) <= LATIN_SCRIPT_LANGUAGES:
+            return None
+        scripts = sorted({_script(ch) for ch in text if ch.isalpha() and _script(ch) != "LATIN"})
+        if not scripts:
+            return None
+        known = ", ".join(LANGUAGE_NAMES.get(code, code) for code in languages)
+        written = " and ".join(s if s == "CJK" else s.title() for s in scripts)
+        return (
+            f"{self.encoder.model_id} understands {known} only; this query is written in "
+            f"{written} script, so its results will be poor. Index with a multilingual model "
+            "to search in this language (see `heron models list`)."
+        )
+
     def rank(self, vector: np.ndarray, k: int = 10) -> list[str]:
         """Unit ids only, best first: what evaluation needs, without resolving paths."""
         self.check_model()
@@ -196,3 +224,8 @@ class Searcher:
             modified_at=row.get("modified_at"),
             thumbnail=self._thumbnail(row, path),
         )
+
+
+def _script(char: str) -> str:
+    """The Unicode script word of a letter's name: LATIN, CJK, CYRILLIC, HANGUL, ARABIC..."""
+    return unicodedata.name(char, "UNKNOWN").split(" ", 1)[0]
