@@ -9,12 +9,14 @@ import argparse
 import json
 from pathlib import Path
 
+from heron.util.paths import absolute
+
 
 def write_eval_file(
     dataset: Path, out: Path, split: str = "val", lang: str = "en", per_image: int = 5
 ) -> int:
     """One line per caption: {"query": caption, "relevant": [absolute image path]}."""
-    images = (dataset / "images").absolute()
+    images = absolute(dataset / "images")
     count = 0
     with (
         (dataset / "captions.jsonl").open(encoding="utf-8") as source,
