@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from PIL import Image
 
 from heron import Heron, SearchHit, Unit
 from heron.ingest.pipeline import IndexProgress
+from heron.search.engine import QueryError
 from tests.conftest import DATA, flickr_split, link_images, require_data, run_cli
 
 pytestmark = pytest.mark.slow
@@ -65,6 +67,27 @@ def test_search_by_image_path_bytes_and_pil_agree(library: dict) -> None:
     for other in (by_bytes, by_pil):
         assert [h.id for h in other] == [h.id for h in by_path]
         assert [h.score for h in other] == pytest.approx([h.score for h in by_path], abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("truncated.jpg", "truncated JPEG"),
+        ("decompression_bomb.png", "exceeds the 80 MP limit"),
+        ("not_an_image.jpg", "not an image"),
+        ("empty.jpg", "empty file"),
+    ],
+)
+def test_an_unusable_query_image_is_a_query_error(library: dict, name: str, reason: str) -> None:
+    heron: Heron = library["heron"]
+    broken = require_data("broken", name)
+    with pytest.raises(QueryError, match=rf"query image {re.escape(str(broken))} .*{reason}"):
+        heron.search(image=broken)
+    with pytest.raises(QueryError, match=f"cannot be used: .*{reason}"):
+        heron.search(image=broken.read_bytes())
+    result = run_cli("search", "--image", str(broken), data_dir=heron.data_dir, check=False)
+    assert result.returncode == 1 and reason in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_text_and_image_together_rank_between_both(library: dict) -> None:

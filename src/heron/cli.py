@@ -41,7 +41,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(adapter_app, name="adapter")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a message stays one line for grep and logs
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 

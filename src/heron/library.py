@@ -21,6 +21,7 @@ from PIL import Image
 
 from heron.catalog import INDEXED, Catalog, FileRecord, RunRecord
 from heron.config import Settings
+from heron.extract.errors import SkipFile
 from heron.extract.images import decode_image, decode_image_bytes
 from heron.ingest.pipeline import Indexer, IndexReport, ProgressCallback, drop_unreferenced
 from heron.models import registry
@@ -281,11 +282,17 @@ def _load_query_image(image: ImageInput) -> Image.Image:
     if isinstance(image, Image.Image):
         return image.convert("RGB")
     if isinstance(image, bytes):
-        return decode_image_bytes(image).image
+        try:
+            return decode_image_bytes(image).image
+        except SkipFile as exc:
+            raise QueryError(f"the query image cannot be used: {exc.reason}") from None
     path = Path(image).expanduser()
     if not path.is_file():
         raise QueryError(f"query image not found: {path}")
-    return decode_image(path).image
+    try:
+        return decode_image(path).image
+    except SkipFile as exc:
+        raise QueryError(f"query image {path} cannot be used: {exc.reason}") from None
 
 
 def _tree_size(path: Path) -> int:
