@@ -3,7 +3,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from heron.catalog import INDEXED, PENDING, SKIPPED, Catalog, FileRecord
+import pytest
+
+from heron.catalog import INDEXED, PENDING, SKIPPED, Catalog, CatalogError, FileRecord
+from tests.conftest import run_cli
 
 
 def _rec(path: str, h: str | None = "h1", status: str = INDEXED, size: int = 10) -> FileRecord:
@@ -75,3 +78,22 @@ def test_analyze_lets_path_lookups_use_the_hash_index(tmp_path: Path) -> None:
     catalog.analyze()
     assert "ix_files_content_hash" in plan()
     assert catalog.paths_for(["h1", "h2"]) == {"h1": ["/p/1.jpg"], "h2": ["/p/2.jpg"]}
+
+
+def test_a_file_that_is_not_sqlite_is_a_clear_catalog_error(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.sqlite"
+    path.write_text("not a database, just some text that is long enough to have a header")
+    with pytest.raises(CatalogError, match=r"cannot be opened as a SQLite database"):
+        Catalog(path)
+    assert path.read_text().startswith("not a database")  # left as it was, for the user to see
+
+
+def test_the_data_dir_must_be_a_folder(tmp_path: Path) -> None:
+    from heron import Heron
+    from heron.config import ConfigError
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        Heron(tmp_path / "file")
+    result = run_cli("stats", data_dir=tmp_path / "file", check=False)
+    assert result.returncode == 1 and "is a file, not a folder" in result.stderr

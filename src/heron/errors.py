@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from heron.catalog import CatalogError
 from heron.config import ConfigError
 from heron.models.bundle import BundleError
 from heron.models.registry import ModelUnavailableError
@@ -13,6 +14,7 @@ from heron.util.locks import LockedError
 
 USER_ERRORS: tuple[type[Exception], ...] = (
     BundleError,
+    CatalogError,
     ConfigError,
     EvalFileError,
     FileNotFoundError,

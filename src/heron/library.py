@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from heron.catalog import INDEXED, Catalog, FileRecord, RunRecord
-from heron.config import Settings
+from heron.config import ConfigError, Settings
 from heron.extract.errors import SkipFile
 from heron.extract.images import decode_image, decode_image_bytes
 from heron.ingest.pipeline import Indexer, IndexReport, ProgressCallback, drop_unreferenced
@@ -77,7 +77,7 @@ class Heron:
     ) -> None:
         self.settings = settings or Settings.load(data_dir=data_dir, model=model, threads=threads)
         self._on_model_progress = on_model_progress
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        _prepare_data_dir(self.settings.data_dir)
         self.catalog = Catalog(self.settings.catalog_path)
         self.thumbnails = BlobStore(self.settings.thumbnails_dir, ".webp")
         self._encoder: Encoder | None = None
@@ -293,6 +293,15 @@ def _load_query_image(image: ImageInput) -> Image.Image:
         return decode_image(path).image
     except SkipFile as exc:
         raise QueryError(f"query image {path} cannot be used: {exc.reason}") from None
+
+
+def _prepare_data_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"the data dir {path} is a file, not a folder") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot create the data dir {path}: {exc.strerror}") from None
 
 
 def _tree_size(path: Path) -> int:

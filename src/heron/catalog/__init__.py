@@ -1,3 +1,11 @@
-from heron.catalog.catalog import INDEXED, PENDING, SKIPPED, Catalog, FileRecord, RunRecord
+from heron.catalog.catalog import (
+    INDEXED,
+    PENDING,
+    SKIPPED,
+    Catalog,
+    CatalogError,
+    FileRecord,
+    RunRecord,
+)
 
-__all__ = ["INDEXED", "PENDING", "SKIPPED", "Catalog", "FileRecord", "RunRecord"]
+__all__ = ["INDEXED", "PENDING", "SKIPPED", "Catalog", "CatalogError", "FileRecord", "RunRecord"]

@@ -24,6 +24,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    exc,
     func,
     insert,
     select,
@@ -94,13 +95,24 @@ class RunRecord:
     summary: dict[str, int]
 
 
+class CatalogError(RuntimeError):
+    """The catalog file cannot be opened as Heron's SQLite database."""
+
+
 class Catalog:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._engine: Engine = create_engine(f"sqlite:///{path}", future=True)
         event.listen(self._engine, "connect", _sqlite_pragmas)
-        _metadata.create_all(self._engine)
+        try:
+            _metadata.create_all(self._engine)
+        except exc.DatabaseError as error:
+            self._engine.dispose()
+            raise CatalogError(
+                f"{path} cannot be opened as a SQLite database ({error.orig}); if it is damaged, "
+                "move the data dir aside and index again"
+            ) from None
 
     def close(self) -> None:
         self._engine.dispose()
