@@ -33,6 +33,8 @@ def test_default_data_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path:
         ("[heron]\nbatch_size = 'many'\n", "must be int"),
         ("[heron]\ncolour = 1\n", "unknown"),
         ("[heron\n", "cannot read"),
+        ("[heron]\nbatch_size = 0\n", "'batch_size' .* must be at least 1, got 0"),
+        ("[heron]\nthreads = -2\n", "'threads' .* must be at least 0, got -2"),
     ],
 )
 def test_bad_config_is_a_clear_error(tmp_path: Path, content: str, message: str) -> None:

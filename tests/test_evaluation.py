@@ -66,3 +66,10 @@ def test_bad_eval_lines_name_the_line(tmp_path: Path, line: str, message: str) -
     path.write_text(line + "\n")
     with pytest.raises(EvalFileError, match=message):
         load_eval_file(path)
+
+
+def test_a_binary_eval_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(b"\xff\xd8\xff\xe0 not text")
+    with pytest.raises(EvalFileError, match="is not UTF-8 text"):
+        load_eval_file(path)

@@ -11,6 +11,16 @@ from typing import Any
 import platformdirs
 
 ENV_PREFIX = "HERON_"
+# The least value each numeric setting can take; 0 means "choose for me" where allowed.
+MINIMUMS = {
+    "threads": 0,
+    "batch_size": 1,
+    "decode_workers": 0,
+    "inference_workers": 0,
+    "thumbnail_size": 16,
+    "max_image_pixels": 1,
+    "ann_min_rows": 1,
+}
 
 
 class ConfigError(ValueError):
@@ -93,19 +103,32 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _convert(name: str, raw: Any, current: Any, source: str) -> Any:
+    """`raw` as the type of the setting's default, within the setting's range."""
     try:
-        if isinstance(current, bool):
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
-                raise ValueError(raw)
-            return text in {"1", "true", "yes", "on"}
-        if isinstance(current, int):
-            return int(raw)
-        if isinstance(current, Path):
-            return Path(str(raw)).expanduser()
-        return str(raw)
+        value = _parse_like(raw, current)
     except (TypeError, ValueError) as exc:
         kind = type(current).__name__
         raise ConfigError(f"setting {name!r} from {source} must be {kind}, got {raw!r}") from exc
+    return _at_least(name, value, source) if isinstance(value, int) else value
+
+
+def _parse_like(raw: Any, current: Any) -> Any:
+    if isinstance(current, bool):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+            raise ValueError(raw)
+        return text in {"1", "true", "yes", "on"}
+    if isinstance(current, int):
+        return int(raw)
+    if isinstance(current, Path):
+        return Path(str(raw)).expanduser()
+    return str(raw)
+
+
+def _at_least(name: str, value: int, source: str) -> int:
+    least = MINIMUMS.get(name)
+    if least is not None and value < least:
+        raise ConfigError(f"setting {name!r} from {source} must be at least {least}, got {value}")
+    return value

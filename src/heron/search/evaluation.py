@@ -64,6 +64,8 @@ def load_eval_file(path: Path) -> list[EvalQuery]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise EvalFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError:
+        raise EvalFileError(f"{path} is not UTF-8 text; an eval file is JSON lines") from None
     for number, raw in enumerate(lines, start=1):
         if raw.strip():
             queries.append(_parse_line(raw, number, base))
