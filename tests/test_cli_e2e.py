@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import astuple
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,24 @@ def test_val_recall_at_10_meets_the_bar(val_index: dict) -> None:
     assert report["recall@10"] >= 0.55, report
     assert report["recall@1"] <= report["recall@5"] <= report["recall@10"]
     assert 0 < report["mrr"] <= 1 and 0 < report["ndcg@10"] <= 1
+
+
+def test_eval_reports_progress_through_both_stages(val_index: dict, tmp_path: Path) -> None:
+    lines = val_index["eval_file"].read_text().splitlines()[:600]
+    photo = val_index["images"] / val_index["records"][3]["image"]
+    lines.append(json.dumps({"query_image": str(photo), "relevant": [str(photo)]}))
+    eval_file = tmp_path / "part.jsonl"
+    eval_file.write_text("\n".join(lines).replace('"images/', f'"{val_index["images"]}/') + "\n")
+    seen: list[tuple[str, int, int]] = []
+    with Heron(val_index["data_dir"]) as heron:
+        report = heron.evaluate(eval_file, on_progress=lambda p: seen.append(astuple(p)))
+    assert report.queries == 601 and report.skipped_queries == 0
+    assert seen == [
+        ("encoding queries", 512, 601),
+        ("encoding queries", 600, 601),
+        ("encoding queries", 601, 601),
+        ("ranking", 601, 601),
+    ]
 
 
 def test_shell_answers_text_and_image_queries_until_an_empty_line(val_index: dict) -> None:

@@ -247,7 +247,24 @@ def evaluate(
 ) -> None:
     """Measure retrieval quality on your own labelled queries (Recall@k, MRR, nDCG@10)."""
     with _errors(), _heron() as heron:
-        report = heron.evaluate(eval_file)
+        if as_json:
+            report = heron.evaluate(eval_file)
+        else:
+            columns = (
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+            )
+            with Progress(*columns, console=err, transient=True) as progress:
+                task = progress.add_task("loading", total=None)
+
+                def update(p) -> None:  # type: ignore[no-untyped-def]
+                    progress.update(task, description=p.stage, completed=p.done, total=p.total)
+
+                report = heron.evaluate(eval_file, on_progress=update)
         data = report.to_dict()
         if as_json:
             _print_json(data)

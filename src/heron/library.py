@@ -27,6 +27,7 @@ from heron.ingest.pipeline import Indexer, IndexReport, ProgressCallback, drop_u
 from heron.models import registry
 from heron.models.encoder import Encoder, load_encoder
 from heron.search.engine import (
+    RANK_CHUNK,
     ModelMismatchError,
     QueryError,
     QueryWarning,
@@ -34,7 +35,7 @@ from heron.search.engine import (
     SearchHit,
     Unit,
 )
-from heron.search.evaluation import EvalReport, load_eval_file, summarise
+from heron.search.evaluation import EvalQuery, EvalReport, load_eval_file, summarise
 from heron.store.base import Store
 from heron.store.blobs import BlobStore
 from heron.store.filters import Filter, parse_filter
@@ -43,6 +44,7 @@ from heron.util.locks import exclusive_lock
 from heron.util.paths import absolute
 
 ImageInput = str | Path | bytes | Image.Image
+EVAL_TEXT_CHUNK = 512  # text queries encoded per progress step
 
 
 @dataclass
@@ -242,8 +244,16 @@ class Heron:
         """Files that are not indexed, with the reason."""
         return self.catalog.skipped(limit)
 
-    def evaluate(self, eval_file: str | Path, k: int = 10) -> EvalReport:
-        """Recall@1/5/10, MRR and nDCG@10 of the queries in a JSONL eval file."""
+    def evaluate(
+        self,
+        eval_file: str | Path,
+        k: int = 10,
+        on_progress: Callable[[EvalProgress], None] | None = None,
+    ) -> EvalReport:
+        """Recall@1/5/10, MRR and nDCG@10 of the queries in a JSONL eval file.
+
+        `on_progress` hears how many queries are encoded, then how many are ranked.
+        """
         queries = load_eval_file(Path(eval_file))
         searcher = self._searcher()
         relevant_paths = {str(p) for q in queries for p in q.relevant}
@@ -253,21 +263,43 @@ class Heron:
             relevant = {hash_of[str(p)] for p in query.relevant if str(p) in hash_of}
             if relevant:
                 answerable.append((query, relevant))
-        texts = [q.text for q, _ in answerable if q.text is not None]
-        text_vectors = iter(self.encoder.embed_texts(texts)) if texts else iter(())
-        vectors = []
-        for query, _ in answerable:
-            if query.text is not None:
-                vectors.append(next(text_vectors))
-            else:
-                assert query.image is not None
-                vectors.append(searcher.query_vector(None, [_load_query_image(query.image)]))
-        ranked = searcher.rank_many(np.stack(vectors), k) if vectors else []
+        report_progress = on_progress or (lambda progress: None)
+        vectors = self._query_vectors([q for q, _ in answerable], searcher, report_progress)
+        ranked: list[list[str]] = []
+        for start in range(0, len(vectors), RANK_CHUNK):
+            ranked += searcher.rank_many(vectors[start : start + RANK_CHUNK], k)
+            report_progress(EvalProgress("ranking", len(ranked), len(vectors)))
         pairs = zip(ranked, (relevant for _, relevant in answerable), strict=True)
         report = summarise(list(pairs))
         report.skipped_queries = len(queries) - len(answerable)
         report.missing_relevant = sorted(relevant_paths - hash_of.keys())
         return report
+
+    def _query_vectors(
+        self,
+        queries: list[EvalQuery],
+        searcher: Searcher,
+        on_progress: Callable[[EvalProgress], None],
+    ) -> np.ndarray:
+        """One vector per query, text ones encoded in chunks so progress can be told."""
+        vectors = np.zeros((len(queries), self.encoder.dim), dtype=np.float32)
+        texts = [(i, q.text) for i, q in enumerate(queries) if q.text is not None]
+        for start in range(0, len(texts), EVAL_TEXT_CHUNK):
+            chunk = texts[start : start + EVAL_TEXT_CHUNK]
+            vectors[[i for i, _ in chunk]] = self.encoder.embed_texts([t for _, t in chunk])
+            on_progress(EvalProgress("encoding queries", start + len(chunk), len(queries)))
+        images = [(i, q.image) for i, q in enumerate(queries) if q.image is not None]
+        for done, (i, image) in enumerate(images, start=len(texts) + 1):
+            vectors[i] = searcher.query_vector(None, [_load_query_image(image)])
+            on_progress(EvalProgress("encoding queries", done, len(queries)))
+        return vectors
+
+
+@dataclass(frozen=True)
+class EvalProgress:
+    stage: str  # "encoding queries", then "ranking"
+    done: int
+    total: int
 
 
 def _as_list(image: ImageInput | Sequence[ImageInput] | None) -> list[ImageInput]:
