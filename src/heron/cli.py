@@ -134,23 +134,29 @@ def index(
             )
             _print_json({"report": report.to_dict()})
             return
-        columns = (
-            TextColumn("[bold]indexing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            _RateColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=err, transient=False) as progress:
-            task = progress.add_task("index", total=None)
+        with _progress_bar(_RateColumn(), transient=False) as progress:
+            task = progress.add_task("indexing", total=None)
 
             def update(p) -> None:  # type: ignore[no-untyped-def]
                 progress.update(task, total=p.total, completed=p.done)
 
             report = heron.index(paths, on_progress=update, include_hidden=include_hidden)
         _render_index_report(report)
+
+
+def _progress_bar(*extra: ProgressColumn, transient: bool) -> Progress:
+    """A bar on stderr: what is running, done/total, any `extra` columns, elapsed time, ETA."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *extra,
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=transient,
+    )
 
 
 def _render_index_report(report) -> None:  # type: ignore[no-untyped-def]
@@ -250,15 +256,7 @@ def evaluate(
         if as_json:
             report = heron.evaluate(eval_file)
         else:
-            columns = (
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TextColumn("eta"),
-                TimeRemainingColumn(),
-            )
-            with Progress(*columns, console=err, transient=True) as progress:
+            with _progress_bar(transient=True) as progress:
                 task = progress.add_task("loading", total=None)
 
                 def update(p) -> None:  # type: ignore[no-untyped-def]

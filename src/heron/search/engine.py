@@ -184,46 +184,34 @@ class Searcher:
         if not rows:
             return None
         row = rows[0]
-        paths = self.catalog.paths_for([unit_id]).get(unit_id, [])
-        path = paths[0] if paths else str(row["path"])
         return Unit(
             id=unit_id,
-            path=path,
-            paths=paths,
-            kind=str(row["kind"]),
-            width=int(row["width"]),
-            height=int(row["height"]),
-            format=str(row["format"]),
-            model=str(row["model"]),
             bytes=int(row["bytes"] or 0),
             text=str(row["text"] or ""),
-            modified_at=row.get("modified_at"),
             indexed_at=row.get("indexed_at"),
-            thumbnail=self._thumbnail(row, path),
             extra=json.loads(row["extra"] or "{}"),
+            **self._described(row, self.catalog.paths_for([unit_id]).get(unit_id, [])),
         )
-
-    def _thumbnail(self, row: dict[str, Any], path: str) -> str:
-        # An empty thumbnail means the original is small enough to be shown as it is.
-        thumbnail = row.get("thumbnail")
-        return str(self.thumbnails_dir / thumbnail) if thumbnail else path
 
     def _hit(self, hit: StoreHit, paths: list[str]) -> SearchHit:
-        row = hit.row
+        return SearchHit(id=hit.id, score=hit.score, **self._described(hit.row, paths))
+
+    def _described(self, row: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+        """The fields a hit and a unit share, with every path that holds this content."""
         path = paths[0] if paths else str(row["path"])
-        return SearchHit(
-            id=hit.id,
-            score=hit.score,
-            path=path,
-            paths=paths,
-            kind=str(row["kind"]),
-            width=int(row["width"]),
-            height=int(row["height"]),
-            format=str(row["format"]),
-            model=str(row["model"]),
-            modified_at=row.get("modified_at"),
-            thumbnail=self._thumbnail(row, path),
-        )
+        # An empty thumbnail means the original is small enough to be shown as it is.
+        thumbnail = row.get("thumbnail")
+        return {
+            "path": path,
+            "paths": paths,
+            "kind": str(row["kind"]),
+            "width": int(row["width"]),
+            "height": int(row["height"]),
+            "format": str(row["format"]),
+            "model": str(row["model"]),
+            "modified_at": row.get("modified_at"),
+            "thumbnail": str(self.thumbnails_dir / thumbnail) if thumbnail else path,
+        }
 
 
 def _script(char: str) -> str:
