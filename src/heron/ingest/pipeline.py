@@ -394,8 +394,11 @@ class _Batch:
 
 @dataclass
 class _Tally:
-    """Counts a group into the report once it is committed, so an interrupted run's summary
-    says what was kept, then tells the progress callback."""
+    """Counts each committed group into the report, then tells the progress callback.
+
+    Counting at commit rather than when a file is routed makes an interrupted run's summary
+    say what was kept.
+    """
 
     report: IndexReport
     total: int
