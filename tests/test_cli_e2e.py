@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import heron
 from heron import Heron
 from heron.search.engine import QueryWarning
 from tests.conftest import DATA, require_data, run_cli, run_json
@@ -24,6 +25,8 @@ def test_console_script_is_installed() -> None:
     assert result.returncode == 0
     for command in ("index", "search", "eval", "stats", "models", "errors"):
         assert command in result.stdout
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.strip() == f"heron {heron.__version__}"
 
 
 def test_val_recall_at_10_meets_the_bar(val_index: dict) -> None:

@@ -55,6 +55,14 @@ class _Options:
 options = _Options()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from heron import __version__
+
+        out.print(f"heron {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     data_dir: Annotated[
@@ -70,6 +78,12 @@ def main_options(
     threads: Annotated[
         int | None, typer.Option("--threads", help="Inference threads (default: all cores).")
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     options.data_dir, options.model, options.threads = data_dir, model, threads
 
