@@ -216,3 +216,17 @@ def test_an_interrupted_run_reports_what_it_kept_and_the_next_one_resumes(
         resumed = heron.index([images])
         assert (resumed.unchanged, resumed.indexed) == (kept, len(names) - kept)
         assert heron.stats().consistent
+
+
+def test_index_and_errors_print_one_unwrapped_line_per_skipped_file(
+    heron_lite: Path, tmp_path: Path
+) -> None:
+    broken = require_data("broken")
+    data_dir = tmp_path / "data"
+    printed = run_cli("index", str(broken), data_dir=data_dir).stdout.splitlines()
+    assert printed[0].startswith("done in ") and "9 skipped" in printed[0]
+    bomb = f"  skipped {broken / 'decompression_bomb.png'}: image too large: 50000×50000 px"
+    assert any(line.startswith(bomb) for line in printed), printed
+    listed = run_cli("errors", data_dir=data_dir).stdout.splitlines()
+    assert len(listed) >= 10 and listed[-1] == f"{len(listed) - 1} file(s) not indexed"
+    assert any(line.startswith(bomb.strip()) for line in listed), listed

@@ -174,16 +174,21 @@ def _progress_bar(*extra: ProgressColumn, transient: bool) -> Progress:
 
 
 def _render_index_report(report) -> None:  # type: ignore[no-untyped-def]
-    rate = f"{report.images_per_second:.1f} images/s" if report.indexed else ""
-    out.print(
-        f"[green]done[/green] in {report.seconds:.1f}s {rate}: {report.indexed} embedded, "
+    rate = f" ({report.images_per_second:.1f} images/s)" if report.indexed else ""
+    _line(
+        f"[green]done[/green] in {report.seconds:.1f}s{rate}: {report.indexed} embedded, "
         f"{report.linked} duplicates linked, {report.unchanged} unchanged, "
         f"{report.skipped} skipped, {report.removed} removed"
     )
     for item in report.skipped_files:
-        out.print(f"  [yellow]skipped[/yellow] {item['path']}: {item['reason']}", highlight=False)
+        _line(f"  [yellow]skipped[/yellow] {item['path']}: {item['reason']}")
     for item in report.problems:
-        out.print(f"  [yellow]problem[/yellow] {item['path']}: {item['reason']}", highlight=False)
+        _line(f"  [yellow]problem[/yellow] {item['path']}: {item['reason']}")
+
+
+def _line(markup: str) -> None:
+    """One report line, never wrapped: a path and its reason stay greppable in a log."""
+    out.print(markup, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -327,9 +332,7 @@ def errors(
             _print_json([{"path": r.path, "status": r.status, "reason": r.reason} for r in records])
             return
         for record in records:
-            out.print(
-                f"[yellow]{record.status}[/yellow] {record.path}: {record.reason}", highlight=False
-            )
+            _line(f"[yellow]{record.status}[/yellow] {record.path}: {record.reason}")
         out.print(f"{len(records)} file(s) not indexed")
 
 
