@@ -32,8 +32,9 @@ def test_search_stays_within_the_query_model(tmp_path: Path) -> None:
     catalog.save([FileRecord(f"/p/{i}.jpg", 1, 1, INDEXED, f"u{i}", None) for i in (0, 1)])
     hits = searcher.search(query, k=5)
     assert [hit.id for hit in hits] == ["u1"]  # the other model's identical vector is left out
-    assert searcher.rank(query, k=5) == ["u1"]
-    assert searcher.rank_many(np.stack([query, -query]), k=5) == [["u1"], ["u1"]]
+    ranked_so_far: list[int] = []
+    ranked = searcher.rank_many(np.stack([query, -query]), k=5, on_progress=ranked_so_far.append)
+    assert ranked == [["u1"], ["u1"]] and ranked_so_far == [2]
 
 
 def test_search_refuses_an_index_without_the_query_model(tmp_path: Path) -> None:

@@ -26,6 +26,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from heron.util.paths import existing
+
 app = typer.Typer(
     name="heron",
     help="Index pictures by meaning and search them, offline.",
@@ -136,9 +138,7 @@ def index(
 ) -> None:
     """Index new and changed images under PATHS; prune deleted ones. Safe to rerun after a crash."""
     with _errors():
-        for path in paths:  # before the progress bar and the model load
-            if not path.expanduser().exists():
-                raise FileNotFoundError(f"no such file or directory: {path}")
+        existing(paths)  # before the progress bar and the model load
     with _errors(), _heron() as heron:
         if as_json:
             report = heron.index(

@@ -27,7 +27,6 @@ from heron.ingest.pipeline import Indexer, IndexReport, ProgressCallback, drop_u
 from heron.models import registry
 from heron.models.encoder import Encoder, load_encoder
 from heron.search.engine import (
-    RANK_CHUNK,
     ModelMismatchError,
     QueryError,
     QueryWarning,
@@ -221,10 +220,14 @@ class Heron:
     # reporting
     def count(self) -> int:
         """Units stored (one per distinct content)."""
-        return self.store.count() if self.catalog.get_meta("dim") is not None else 0
+        return self.store.count() if self._has_vectors() else 0
+
+    def _has_vectors(self) -> bool:
+        """Whether a run has bound a model (and so a store) to this data dir yet."""
+        return self.catalog.get_meta("dim") is not None
 
     def stats(self) -> Stats:
-        has_store = self.catalog.get_meta("dim") is not None
+        has_store = self._has_vectors()
         store_ids = self.store.ids() if has_store else set()
         rows = self.store.count() if has_store else 0
         catalog_ids = self.catalog.indexed_hashes()
@@ -265,10 +268,9 @@ class Heron:
                 answerable.append((query, relevant))
         report_progress = on_progress or (lambda progress: None)
         vectors = self._query_vectors([q for q, _ in answerable], searcher, report_progress)
-        ranked: list[list[str]] = []
-        for start in range(0, len(vectors), RANK_CHUNK):
-            ranked += searcher.rank_many(vectors[start : start + RANK_CHUNK], k)
-            report_progress(EvalProgress("ranking", len(ranked), len(vectors)))
+        ranked = searcher.rank_many(
+            vectors, k, lambda done: report_progress(EvalProgress("ranking", done, len(vectors)))
+        )
         pairs = zip(ranked, (relevant for _, relevant in answerable), strict=True)
         report = summarise(list(pairs))
         report.skipped_queries = len(queries) - len(answerable)
@@ -314,17 +316,16 @@ def _load_query_image(image: ImageInput) -> Image.Image:
     if isinstance(image, Image.Image):
         return image.convert("RGB")
     if isinstance(image, bytes):
-        try:
-            return decode_image_bytes(image).image
-        except SkipFile as exc:
-            raise QueryError(f"the query image cannot be used: {exc.reason}") from None
-    path = Path(image).expanduser()
-    if not path.is_file():
-        raise QueryError(f"query image not found: {path}")
+        described, decode = "the query image", lambda: decode_image_bytes(image)
+    else:
+        path = Path(image).expanduser()
+        if not path.is_file():
+            raise QueryError(f"query image not found: {path}")
+        described, decode = f"query image {path}", lambda: decode_image(path)
     try:
-        return decode_image(path).image
+        return decode().image
     except SkipFile as exc:
-        raise QueryError(f"query image {path} cannot be used: {exc.reason}") from None
+        raise QueryError(f"{described} cannot be used: {exc.reason}") from None
 
 
 def _prepare_data_dir(path: Path) -> None:

@@ -38,7 +38,7 @@ from heron.models.preprocess import model_rgb, normalize
 from heron.store.base import Store
 from heron.store.blobs import BlobStore
 from heron.understand.hashes import content_hash, content_hash_bytes
-from heron.util.paths import absolute
+from heron.util.paths import existing
 
 COMMIT_UNITS = 128  # units per store commit: a few inference batches
 COMMIT_RECORDS = 512  # catalog records per commit, for runs that mostly link or skip
@@ -139,10 +139,7 @@ class Indexer:
         self, roots: Sequence[Path], on_progress: ProgressCallback | None = None
     ) -> IndexReport:
         started = time.perf_counter()
-        roots = [absolute(root) for root in roots]
-        for root in roots:
-            if not root.exists():
-                raise FileNotFoundError(f"no such file or directory: {root}")
+        roots = existing(roots)
         report = IndexReport(roots=[str(r) for r in roots])
         run_id = self.catalog.begin_run(roots)
         status = "interrupted"

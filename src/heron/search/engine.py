@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,13 +23,11 @@ RANK_CHUNK = 1024  # queries per store call in rank_many: bounded result tables
 LATIN_SCRIPT_LANGUAGES = frozenset(
     {"en", "de", "fr", "es", "it", "pt", "nl", "sv", "da", "no", "fi", "pl", "cs", "tr", "id"}
 )
+LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish"}
 
 
 class QueryError(ValueError):
     """The query cannot be run as given."""
-
-
-LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish"}
 
 
 class QueryWarning(UserWarning):
@@ -138,7 +137,7 @@ class Searcher:
         languages = self.encoder.languages
         if not languages or not set(languages) <= LATIN_SCRIPT_LANGUAGES:
             return None
-        scripts = sorted({_script(ch) for ch in text if ch.isalpha() and _script(ch) != "LATIN"})
+        scripts = sorted({_script(ch) for ch in text if ch.isalpha()} - {"LATIN"})
         if not scripts:
             return None
         known = ", ".join(LANGUAGE_NAMES.get(code, code) for code in languages)
@@ -149,18 +148,22 @@ class Searcher:
             "to search in this language (see `heron models list`)."
         )
 
-    def rank(self, vector: np.ndarray, k: int = 10) -> list[str]:
-        """Unit ids only, best first: what evaluation needs, without resolving paths."""
-        self.check_model()
-        return [hit.id for hit in self.store.search(vector, k, self._scope())]
-
-    def rank_many(self, vectors: np.ndarray, k: int = 10) -> list[list[str]]:
-        """`rank` for each row of ``vectors``, answered by the store in one pass."""
+    def rank_many(
+        self,
+        vectors: np.ndarray,
+        k: int = 10,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> list[list[str]]:
+        """Unit ids only, best first, for each row of ``vectors`` (what evaluation needs, without
+        resolving paths), answered by the store RANK_CHUNK queries at a time; `on_progress`
+        hears how many are ranked after each chunk."""
         self.check_model()
         ranked: list[list[str]] = []
         for start in range(0, len(vectors), RANK_CHUNK):
             answers = self.store.search_many(vectors[start : start + RANK_CHUNK], k, self._scope())
             ranked.extend([hit.id for hit in hits] for hits in answers)
+            if on_progress is not None:
+                on_progress(len(ranked))
         return ranked
 
     def search(

@@ -242,16 +242,12 @@ class LanceStore:
         """The k rows nearest ``vector`` by cosine similarity that match ``filter``."""
         self._check_open()
         query = check_vector(vector, self.dim, what="query vector")
-        if not isinstance(k, int) or k < 0:
-            raise StoreError(f"k must be a non-negative integer, got {k!r}")
-        if k == 0:
+        if _check_k(k) == 0:
             return []
         where = self._sql(filter) if filter is not None else None
-        hits = self._search(query, k, where, exhaustive=False)
-        if where is not None and len(hits) < k and self._vector_index_exists():
-            # The probed partitions held too few matching rows: let Lance probe them all.
-            hits = self._search(query, k, where, exhaustive=True)
-        return hits
+        answers = [self._search(query, k, where, exhaustive=False)]
+        self._probe_all_where_short([query], answers, k, where)
+        return answers[0]
 
     def search_many(
         self, vectors: np.ndarray, k: int, filter: Filter | None = None
@@ -264,20 +260,28 @@ class LanceStore:
             raise StoreError(f"search_many takes [N, {self.dim}] vectors, got {queries.shape}")
         for query in queries:
             check_vector(query, self.dim, what="query vector")
-        if not isinstance(k, int) or k < 0:
-            raise StoreError(f"k must be a non-negative integer, got {k!r}")
-        if k == 0 or len(queries) == 0:
+        if _check_k(k) == 0 or len(queries) == 0:
             return [[] for _ in queries]
         where = self._sql(filter) if filter is not None else None
         table = self._run(self._builder(list(queries), k, where, exhaustive=False))
         answers: list[list[StoreHit]] = [[] for _ in queries]
         for row in table.to_pylist():
             answers[row.pop("query_index")].append(_hit(row))
-        for position, hits in enumerate(answers):
+        for hits in answers:
             hits.sort(key=lambda hit: -hit.score)
-            if where is not None and len(hits) < k and self._vector_index_exists():
-                answers[position] = self._search(queries[position], k, where, exhaustive=True)
+        self._probe_all_where_short(list(queries), answers, k, where)
         return answers
+
+    def _probe_all_where_short(
+        self, queries: list[np.ndarray], answers: list[list[StoreHit]], k: int, where: str | None
+    ) -> None:
+        """Where a filter left the probed partitions with fewer than k matching rows, search
+        again probing every partition (only an ANN index probes; exact search saw every row)."""
+        short = [i for i, hits in enumerate(answers) if len(hits) < k]
+        if where is None or not short or not self._vector_index_exists():
+            return
+        for i in short:
+            answers[i] = self._search(queries[i], k, where, exhaustive=True)
 
     def _search(
         self, query: np.ndarray, k: int, where: str | None, exhaustive: bool
@@ -424,6 +428,12 @@ def _ann_config(kind: AnnKind, partitions: int, dim: int) -> Any:
         sub = next(s for s in (dim // 8, dim // 4, dim // 2, 1) if s >= 1 and dim % s == 0)
         return IvfPq(distance_type="cosine", num_partitions=partitions, num_sub_vectors=sub)
     raise StoreError(f"unknown ANN index kind {kind!r}")
+
+
+def _check_k(k: object) -> int:
+    if not isinstance(k, int) or k < 0:
+        raise StoreError(f"k must be a non-negative integer, got {k!r}")
+    return k
 
 
 def _hit(row: dict[str, Any]) -> StoreHit:

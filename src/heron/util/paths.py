@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -14,3 +15,12 @@ def absolute(path: str | os.PathLike[str]) -> Path:
     reached through a symlinked folder keeps the link's path.
     """
     return Path(os.path.abspath(os.path.expanduser(path)))
+
+
+def existing(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """`absolute` of each path, or FileNotFoundError naming the first that does not exist."""
+    found = [absolute(path) for path in paths]
+    for path in found:
+        if not path.exists():
+            raise FileNotFoundError(f"no such file or directory: {path}")
+    return found
