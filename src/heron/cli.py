@@ -26,7 +26,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from heron.util.paths import existing
+from heron.util.paths import existing, stored_text
 
 app = typer.Typer(
     name="heron",
@@ -109,7 +109,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except USER_ERRORS as exc:
-        err.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/bold red] {stored_text(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/yellow]; committed work is kept, rerun to resume")
@@ -188,7 +188,7 @@ def _render_index_report(report) -> None:  # type: ignore[no-untyped-def]
 
 def _line(markup: str) -> None:
     """One report line, never wrapped: a path and its reason stay greppable in a log."""
-    out.print(markup, highlight=False, soft_wrap=True)
+    out.print(stored_text(markup), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -213,7 +213,7 @@ def search(
             _print_json(
                 {
                     "query": query,
-                    "images": [str(p) for p in image or []],
+                    "images": [stored_text(p) for p in image or []],
                     "took_ms": round(took_ms, 1),
                     "warnings": notes,
                     "hits": [hit.to_dict() for hit in hits],
@@ -355,7 +355,7 @@ def delete(
     with _errors(), _heron() as heron:
         removed = heron.delete(paths)
         if removed == 0:
-            listed = ", ".join(str(p) for p in paths)
+            listed = ", ".join(stored_text(p) for p in paths)
             message = f"[bold red]error:[/bold red] nothing indexed under {listed}"
             err.print(message, highlight=False)
             raise typer.Exit(1)
@@ -393,7 +393,7 @@ def shell() -> None:
                 else:
                     _explain_no_hits(heron, took_ms, narrowed=False)
             except USER_ERRORS as exc:
-                err.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+                err.print(f"[bold red]error:[/bold red] {stored_text(str(exc))}", highlight=False)
 
 
 @models_app.command("list")

@@ -2,6 +2,8 @@
 
 SQLite in WAL mode through SQLAlchemy Core, so a PostgreSQL URL can take its place later without
 a second code path. Every write is one transaction: a killed process keeps all or none of it.
+Paths are kept as `heron.util.paths.stored_text`; every method that takes paths spells them so
+itself, so a name that is not valid UTF-8 is escaped rather than refused by SQLite.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
+
+from heron.util.paths import stored_text
 
 INDEXED = "indexed"
 SKIPPED = "skipped"
@@ -130,7 +134,7 @@ class Catalog:
     # files
     def records_under(self, roots: Sequence[Path]) -> dict[str, FileRecord]:
         """Every record whose path is one of `roots` or lies below one of them."""
-        prefixes = [str(root) for root in roots]
+        prefixes = [stored_text(root) for root in roots]
         found: dict[str, FileRecord] = {}
         with self._engine.connect() as conn:
             for prefix in prefixes:
@@ -144,7 +148,8 @@ class Catalog:
 
     def record(self, path: str) -> FileRecord | None:
         with self._engine.connect() as conn:
-            row = conn.execute(select(files_table).where(files_table.c.path == path)).first()
+            query = select(files_table).where(files_table.c.path == stored_text(path))
+            row = conn.execute(query).first()
         return _record(row) if row else None
 
     def save(self, records: Sequence[FileRecord]) -> None:
@@ -152,7 +157,7 @@ class Catalog:
         if not records:
             return
         now = time.time()
-        rows = [{**record.__dict__, "updated_at": now} for record in records]
+        rows = [_row(record, now) for record in records]
         stmt = sqlite_insert(files_table)
         stmt = stmt.on_conflict_do_update(
             index_elements=["path"],
@@ -162,7 +167,7 @@ class Catalog:
             conn.execute(stmt, rows)
 
     def remove(self, paths: Iterable[str]) -> int:
-        paths = list(paths)
+        paths = [stored_text(path) for path in paths]
         removed = 0
         with self._engine.begin() as conn:
             for chunk in _chunks(paths, 500):
@@ -191,14 +196,18 @@ class Catalog:
         return result
 
     def hashes_for(self, paths: Iterable[str]) -> dict[str, str]:
-        """Content hash per indexed path, for the paths given."""
+        """Content hash per indexed path, for the paths given (keyed as they were given)."""
+        given: dict[str, list[str]] = {}
+        for path in paths:
+            given.setdefault(stored_text(path), []).append(path)
         result: dict[str, str] = {}
         with self._engine.connect() as conn:
-            for chunk in _chunks(list(paths), 500):
+            for chunk in _chunks(list(given), 500):
                 query = select(files_table.c.path, files_table.c.content_hash).where(
                     files_table.c.path.in_(chunk), files_table.c.status == INDEXED
                 )
-                result.update(dict(conn.execute(query).all()))
+                for path, content_hash in conn.execute(query):
+                    result.update(dict.fromkeys(given[path], content_hash))
         return result
 
     def requeue(self, hashes: Iterable[str]) -> int:
@@ -238,7 +247,7 @@ class Catalog:
 
     # runs
     def begin_run(self, roots: Sequence[Path]) -> int:
-        values = {"started_at": time.time(), "roots": json.dumps([str(r) for r in roots])}
+        values = {"started_at": time.time(), "roots": json.dumps([stored_text(r) for r in roots])}
         with self._engine.begin() as conn:
             result = conn.execute(insert(runs_table).values(**values, status="running"))
             return int(result.inserted_primary_key[0])
@@ -281,6 +290,14 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _row(record: FileRecord, now: float) -> dict[str, object]:
+    row: dict[str, object] = {**record.__dict__, "updated_at": now}
+    row["path"] = stored_text(record.path)
+    if record.reason is not None:
+        row["reason"] = stored_text(record.reason)
+    return row
 
 
 def _record(row) -> FileRecord:  # type: ignore[no-untyped-def]

@@ -4,6 +4,10 @@ Decoding (thread pool; Pillow and the hash release the GIL) overlaps inference (
 releases it too) through a bounded look-ahead window, so neither side waits for the other and
 memory stays flat however large the folder.
 
+Paths reach the catalog, the store and the report as `heron.util.paths.stored_text` (a name that
+is not UTF-8 keeps its undecodable bytes as `\\xNN` escapes); files are read through the crawled
+path, and a stored path is looked at on disk through `on_disk`.
+
 Commit order per batch — thumbnails, store upsert (atomic, keyed by content hash), catalog rows
 (one transaction) — makes a kill at any moment safe: `reconcile` at the next start removes store
 rows the catalog never learnt of and re-queues catalog rows whose vectors are missing.
@@ -38,7 +42,7 @@ from heron.models.preprocess import model_rgb, normalize
 from heron.store.base import Store
 from heron.store.blobs import BlobStore
 from heron.understand.hashes import content_hash, content_hash_bytes
-from heron.util.paths import existing
+from heron.util.paths import existing, on_disk, stored_text
 
 COMMIT_UNITS = 128  # units per store commit: a few inference batches
 COMMIT_RECORDS = 512  # catalog records per commit, for runs that mostly link or skip
@@ -140,7 +144,7 @@ class Indexer:
     ) -> IndexReport:
         started = time.perf_counter()
         roots = existing(roots)
-        report = IndexReport(roots=[str(r) for r in roots])
+        report = IndexReport(roots=[stored_text(r) for r in roots])
         run_id = self.catalog.begin_run(roots)
         status = "interrupted"
         try:
@@ -162,12 +166,17 @@ class Indexer:
         problems: list[FileRecord] = []
         for item in walk(roots, include_hidden=self.include_hidden, suffixes=CRAWLED_SUFFIXES):
             if isinstance(item, CrawlProblem):
-                report.problems.append({"path": str(item.path), "reason": item.reason})
+                key = stored_text(item.path)
+                report.problems.append({"path": key, "reason": stored_text(item.reason)})
                 if item.kind in FILE_PROBLEMS:
-                    seen.add(str(item.path))
+                    seen.add(key)
                     problems.append(_problem_record(item))
                 continue
-            key = str(item.path)
+            key = stored_text(item.path)
+            if key in seen:  # b"caf\xe9.jpg" beside a file named r"caf\xe9.jpg" (rare)
+                reason = "another file's name reads the same once undecodable bytes are escaped"
+                report.problems.append({"path": key, "reason": reason})
+                continue
             seen.add(key)
             record = known.get(key)
             if record and _unchanged(record, item):
@@ -188,7 +197,8 @@ class Indexer:
         that skips hidden files did not look at it, so it cannot have found it gone."""
         if self.include_hidden:
             return False
-        return hidden_below(Path(path), roots) and os.path.lexists(path)
+        on_disk_path = on_disk(path)
+        return hidden_below(Path(on_disk_path), roots) and os.path.lexists(on_disk_path)
 
     def _process(
         self,
@@ -207,7 +217,7 @@ class Indexer:
         duplicate linked in a later batch is never committed before the unit it points at.
         """
         stored = self.store.ids()
-        previous = self.catalog.hashes_for(str(entry.path) for entry in todo)
+        previous = self.catalog.hashes_for(stored_text(entry.path) for entry in todo)
         batch = _Batch()
         group = _CommitGroup()
         done = 0
@@ -296,8 +306,9 @@ class Indexer:
     def _route(self, prepared: _Prepared, batch: _Batch, stored: set[str]) -> None:
         entry = prepared.entry
         if prepared.reason is not None:
-            batch.skipped_files.append({"path": str(entry.path), "reason": prepared.reason})
-            batch.records.append(_file_record(entry, SKIPPED, None, prepared.reason))
+            reason = stored_text(prepared.reason)
+            batch.skipped_files.append({"path": stored_text(entry.path), "reason": reason})
+            batch.records.append(_file_record(entry, SKIPPED, None, reason))
             return
         assert prepared.content_hash is not None
         record = _file_record(entry, INDEXED, prepared.content_hash, None)
@@ -344,7 +355,7 @@ class Indexer:
                     "vector": vector,
                     "model": self.encoder.stamp,
                     "kind": "image",
-                    "path": str(unit.entry.path),
+                    "path": stored_text(unit.entry.path),
                     "text": searchable_name(unit.entry.path),
                     "width": unit.width,
                     "height": unit.height,
@@ -450,7 +461,7 @@ def drop_unreferenced(
 
 def searchable_name(path: Path) -> str:
     """File name words, so `IMG_beach-sunset.jpg` can be found by 'beach sunset'."""
-    stem = path.stem
+    stem = stored_text(path.stem)
     for sep in "_-.":
         stem = stem.replace(sep, " ")
     return " ".join(stem.split())
@@ -474,7 +485,7 @@ def _file_record(
     entry: CrawlEntry, status: str, content_hash: str | None, reason: str | None
 ) -> FileRecord:
     return FileRecord(
-        path=str(entry.path),
+        path=stored_text(entry.path),
         size=entry.size,
         mtime_ns=entry.mtime_ns,
         status=status,
@@ -485,7 +496,11 @@ def _file_record(
 
 def _problem_record(problem: CrawlProblem) -> FileRecord:
     return FileRecord(
-        path=str(problem.path), size=0, mtime_ns=0, status=SKIPPED, reason=problem.reason
+        path=stored_text(problem.path),
+        size=0,
+        mtime_ns=0,
+        status=SKIPPED,
+        reason=stored_text(problem.reason),
     )
 
 
