@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
+import io
 import json
+import os
 import sys
 import time
 import warnings
@@ -14,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -123,8 +127,54 @@ def _plain(exc: Exception) -> str:
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+    """One JSON document on one line of stdout, in UTF-8 with non-ASCII text as it is.
+
+    A lone surrogate (an undecodable byte of a file name) has no UTF-8 form: it is written as
+    the `\\udcXX` escape `ensure_ascii` would write, so the line stays valid UTF-8 and JSON.
+    """
+    text = json.dumps(data, ensure_ascii=False, default=str)
+    sys.stdout.write(text.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
     sys.stdout.flush()
+
+
+def _print_table(table: Table) -> None:
+    """A table on stdout. A terminal gets it fitted to its width (a long path folds between
+    characters; CJK and emoji count two columns); a pipe or file gets it as wide as its widest
+    row, so that every path stays whole on one line."""
+    if out.is_terminal:
+        out.print(table)
+        return
+    width = Measurement.get(out, out.options.update_width(1_000_000), table).maximum
+    Console(width=width).print(table)
+
+
+def _utf8(text: str, encoding: str) -> str:
+    """Typed text (a query) as the UTF-8 its bytes are, whatever `encoding` decoded them with.
+
+    Python keeps bytes its locale cannot decode as lone surrogates (in argv, and on stdin in a
+    C locale); the tokenizer cannot take those. Read as UTF-8 they are the Chinese the user
+    typed; bytes that are not UTF-8 either become U+FFFD.
+    """
+    try:
+        return text.encode(encoding, "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # not bytes `encoding` could have decoded: drop the surrogates
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _utf8_stdio() -> None:
+    """Read and write UTF-8 whatever the locale says, and never fail on a character.
+
+    Python switches to UTF-8 under a C or POSIX locale by itself (PEP 538, 540), but not with
+    PYTHONUTF8=0 or a non-UTF-8 locale: then stdin would decode a Chinese query as ASCII and a
+    CJK path would stop the output with a UnicodeEncodeError. Input keeps undecodable bytes as
+    surrogates (as file names do); output writes a lone surrogate as a backslash escape, so
+    what comes out is always valid UTF-8.
+    """
+    streams = ((sys.stdin, "surrogateescape"), (sys.stdout, "backslashreplace"))
+    for stream, errors in (*streams, (sys.stderr, "backslashreplace")):
+        if isinstance(stream, io.TextIOWrapper):
+            utf8 = codecs.lookup(stream.encoding).name == "utf-8"
+            stream.reconfigure(encoding=None if utf8 else "utf-8", errors=errors)
 
 
 class _RateColumn(ProgressColumn):
@@ -187,14 +237,19 @@ def _render_index_report(report) -> None:  # type: ignore[no-untyped-def]
         f"{report.skipped} skipped, {report.removed} removed"
     )
     for item in report.skipped_files:
-        _line(f"  [yellow]skipped[/yellow] {item['path']}: {item['reason']}")
+        _file_line("  skipped", item["path"], item["reason"])
     for item in report.problems:
-        _line(f"  [yellow]problem[/yellow] {item['path']}: {item['reason']}")
+        _file_line("  problem", item["path"], item["reason"])
 
 
 def _line(markup: str) -> None:
     """One report line, never wrapped: a path and its reason stay greppable in a log."""
     out.print(stored_text(markup), highlight=False, soft_wrap=True)
+
+
+def _file_line(label: str, path: str, reason: str | None) -> None:
+    """`label path: reason`, path and reason as they are (a folder "[draft]" is no markup)."""
+    _line(f"[yellow]{label}[/yellow] {escape(path)}: {escape(str(reason))}")
 
 
 @app.command()
@@ -213,6 +268,8 @@ def search(
     """Search by text, by example image, or both."""
     with _errors(), _heron() as heron:
         started = time.perf_counter()
+        if query is not None:
+            query = _utf8(query, sys.getfilesystemencoding())  # argv's bytes, as typed
         hits, notes = _search(heron, query, image or None, k=k, filter=where, min_score=min_score)
         took_ms = (time.perf_counter() - started) * 1000
         if as_json:
@@ -245,12 +302,13 @@ def _search(heron, *args: Any, **kwargs: Any) -> tuple[list, list[str]]:  # type
 
 def _print_warnings(messages: list[str]) -> None:
     for message in messages:
-        err.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+        err.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
 
 
 def _explain_no_hits(heron, took_ms: float, narrowed: bool) -> None:  # type: ignore[no-untyped-def]
     if heron.count() == 0:
-        out.print(f"no results: {heron.data_dir} holds nothing yet; run `heron index FOLDER` first")
+        data_dir = escape(str(heron.data_dir))
+        out.print(f"no results: {data_dir} holds nothing yet; run `heron index FOLDER` first")
     elif narrowed:
         out.print(f"no results ({took_ms:.0f} ms): the filter or --min-score excluded every unit")
     else:
@@ -266,8 +324,9 @@ def _render_hits(hits, took_ms: float) -> None:  # type: ignore[no-untyped-def]
     table.add_column("size", no_wrap=True)
     for rank, hit in enumerate(hits, start=1):
         more = f" (+{len(hit.paths) - 1} copies)" if len(hit.paths) > 1 else ""
-        table.add_row(str(rank), f"{hit.score:.3f}", hit.path + more, f"{hit.width}×{hit.height}")
-    out.print(table)
+        path = Text(hit.path + more)  # Text, not markup: a path is printed as it is
+        table.add_row(str(rank), f"{hit.score:.3f}", path, f"{hit.width}×{hit.height}")
+    _print_table(table)
     out.print(f"[dim]{len(hits)} results in {took_ms:.0f} ms[/dim]")
 
 
@@ -295,7 +354,7 @@ def evaluate(
         table = Table(show_header=False, show_edge=False)
         for key, value in data.items():
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-        out.print(table)
+        _print_table(table)
 
 
 @app.command()
@@ -313,7 +372,7 @@ def _render_stats(stats_now) -> None:  # type: ignore[no-untyped-def]
     files = ", ".join(f"{count} {status}" for status, count in sorted(stats_now.files.items()))
     agreement = "[green]yes[/green]" if stats_now.consistent else "[red]no — run heron index[/red]"
     table = Table(show_header=False, show_edge=False, box=None)
-    table.add_row("data dir", stats_now.data_dir)
+    table.add_row("data dir", Text(stats_now.data_dir))
     table.add_row("model", stats_now.model or "none yet")
     table.add_row("units", f"{stats_now.units} ({stats_now.rows} rows)")
     table.add_row("files", files or "none")
@@ -323,7 +382,7 @@ def _render_stats(stats_now) -> None:  # type: ignore[no-untyped-def]
     if run is not None:
         summary = ", ".join(f"{v} {k}" for k, v in run.summary.items())
         table.add_row("last run", f"#{run.id} {run.status}: {summary}")
-    out.print(table)
+    _print_table(table)
 
 
 @app.command()
@@ -338,7 +397,7 @@ def errors(
             _print_json([{"path": r.path, "status": r.status, "reason": r.reason} for r in records])
             return
         for record in records:
-            _line(f"[yellow]{record.status}[/yellow] {record.path}: {record.reason}")
+            _file_line(record.status, record.path, record.reason)
         out.print(f"{len(records)} file(s) not indexed")
 
 
@@ -348,7 +407,7 @@ def get(unit_id: Annotated[str, typer.Argument(help="A hit's id.")]) -> None:
     with _errors(), _heron() as heron:
         unit = heron.get(unit_id)
         if unit is None:
-            err.print(f"[bold red]error:[/bold red] no unit with id {unit_id}")
+            err.print(f"[bold red]error:[/bold red] no unit with id {escape(unit_id)}")
             raise typer.Exit(1)
         _print_json(unit.to_dict())
 
@@ -361,7 +420,7 @@ def delete(
     with _errors(), _heron() as heron:
         removed = heron.delete(paths)
         if removed == 0:
-            listed = ", ".join(stored_text(p) for p in paths)
+            listed = escape(", ".join(stored_text(p) for p in paths))
             message = f"[bold red]error:[/bold red] nothing indexed under {listed}"
             err.print(message, highlight=False)
             raise typer.Exit(1)
@@ -388,10 +447,12 @@ def shell() -> None:
                 break
             try:
                 started = time.perf_counter()
+                typed = sys.stdin.encoding or "utf-8"  # UTF-8 after `_utf8_stdio`
                 if line.startswith("image:"):
-                    hits, notes = _search(heron, image=Path(line[6:].strip()), k=10)
+                    raw = line[6:].strip().encode(typed, "surrogateescape")
+                    hits, notes = _search(heron, image=Path(os.fsdecode(raw)), k=10)
                 else:
-                    hits, notes = _search(heron, line, k=10)
+                    hits, notes = _search(heron, _utf8(line, typed), k=10)
                 _print_warnings(notes)
                 took_ms = (time.perf_counter() - started) * 1000
                 if hits:
@@ -422,7 +483,7 @@ def models_list(as_json: JsonOption = False) -> None:
             str(data["source"]),
             str(data.get("description", "")),
         )
-    out.print(table)
+    _print_table(table)
 
 
 @models_app.command("build")
@@ -486,6 +547,7 @@ def adapter_train(
 
 
 def main() -> None:
+    _utf8_stdio()
     app()
 
 
