@@ -90,13 +90,20 @@ def val_index(heron_lite: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     images = link_images(
         [str(r["image"]) for r in records], DATA / "flickr8k" / "images", root / "images"
     )
-    eval_file = root / "val_en.jsonl"
-    with eval_file.open("w", encoding="utf-8") as handle:
-        for record in records:
-            for caption in record["en"]:
-                line = {"query": caption, "relevant": [f"images/{record['image']}"]}
-                handle.write(json.dumps(line) + "\n")
+    eval_files = {lang: root / f"val_{lang}.jsonl" for lang in ("en", "zh")}
+    for lang, eval_file in eval_files.items():
+        with eval_file.open("w", encoding="utf-8") as handle:
+            for record in records:
+                for caption in record[lang]:
+                    line = {"query": caption, "relevant": [f"images/{record['image']}"]}
+                    handle.write(json.dumps(line, ensure_ascii=False) + "\n")
     data_dir = root / "data"
     run_cli("index", str(images), data_dir=data_dir)
-    yield {"data_dir": data_dir, "images": images, "eval_file": eval_file, "records": records}
+    yield {
+        "data_dir": data_dir,
+        "images": images,
+        "eval_file": eval_files["en"],
+        "eval_files": eval_files,
+        "records": records,
+    }
     shutil.rmtree(root, ignore_errors=True)

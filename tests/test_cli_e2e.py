@@ -33,9 +33,35 @@ def test_val_recall_at_10_meets_the_bar(val_index: dict) -> None:
     report = run_json("eval", str(val_index["eval_file"]), data_dir=val_index["data_dir"])
     assert report["queries"] == 5000
     assert report["skipped_queries"] == 0
-    assert report["recall@10"] >= 0.55, report
+    assert report["recall@10"] >= 0.59, report  # heron-lite 1.0 (English only): 0.593
     assert report["recall@1"] <= report["recall@5"] <= report["recall@10"]
     assert 0 < report["mrr"] <= 1 and 0 < report["ndcg@10"] <= 1
+
+
+def test_chinese_val_recall_at_10_meets_the_bar(val_index: dict) -> None:
+    chinese = val_index["eval_files"]["zh"]
+    result = run_cli("eval", str(chinese), "--json", data_dir=val_index["data_dir"])
+    report = json.loads(result.stdout)
+    assert report["queries"] == 5000 and report["skipped_queries"] == 0
+    assert report["recall@10"] >= 0.355, report  # heron-lite 1.0: 0.03
+    assert "warning" not in result.stderr  # the model reads Chinese: no language warning
+
+
+def test_a_chinese_caption_and_its_english_counterpart_find_the_same_images(
+    val_index: dict,
+) -> None:
+    with Heron(val_index["data_dir"]) as heron:
+        records = val_index["records"][:200]
+        english = heron.rank([r["en"][0] for r in records], k=10)
+        chinese = heron.rank([r["zh"][0] for r in records], k=10)
+        unrelated = heron.rank([r["zh"][0] for r in records[100:] + records[:100]], k=10)
+
+    def overlap(a: list[list[str]], b: list[list[str]]) -> float:
+        return sum(len(set(x) & set(y)) for x, y in zip(a, b, strict=True)) / (10 * len(a))
+
+    # Measured on all 5,000 pairs: ~0.2 (README); a shuffled pairing gives ~0.02.
+    assert overlap(english, chinese) >= 0.12
+    assert overlap(english, unrelated) < 0.6 * overlap(english, chinese)
 
 
 def test_eval_reports_progress_through_both_stages(val_index: dict, tmp_path: Path) -> None:
@@ -85,13 +111,22 @@ def test_text_search_json_shape_and_meaning(val_index: dict) -> None:
 def test_a_query_in_a_script_the_model_cannot_read_is_answered_with_a_warning(
     val_index: dict,
 ) -> None:
-    chinese = run_cli("search", "一只狗在草地上奔跑", "--k", "3", data_dir=val_index["data_dir"])
-    assert "3 results in" in chinese.stdout
-    assert "warning: heron-lite understands English only" in chinese.stderr
-    english = run_json("search", "a dog on the grass", "--k", "3", data_dir=val_index["data_dir"])
-    assert english["warnings"] == [] and len(english["hits"]) == 3
-    with pytest.warns(QueryWarning, match="CJK"), Heron(val_index["data_dir"]) as heron:
-        assert len(heron.search(text="狗", k=2)) == 2
+    russian = run_cli("search", "собака бежит по траве", "--k", "3", data_dir=val_index["data_dir"])
+    assert "3 results in" in russian.stdout
+    assert "warning: heron-lite understands English, Chinese only" in russian.stderr
+    for query in ("a dog on the grass", "一只狗在草地上奔跑", "iPhone 拍的狗"):
+        result = run_json("search", query, "--k", "3", data_dir=val_index["data_dir"])
+        assert result["warnings"] == [] and len(result["hits"]) == 3
+    with pytest.warns(QueryWarning, match="Cyrillic"), Heron(val_index["data_dir"]) as heron:
+        assert len(heron.search(text="собака", k=2)) == 2
+
+
+def test_chinese_queries_mean_what_they_say(val_index: dict) -> None:
+    captions = {r["image"]: " ".join(r["en"]).lower() for r in val_index["records"]}
+    for query, words in (("一只狗在草地上奔跑", ("dog",)), ("在水里游泳的人", ("swim", "water"))):
+        hits = run_json("search", query, "--k", "10", data_dir=val_index["data_dir"])["hits"]
+        matching = sum(any(w in captions[Path(h["path"]).name] for w in words) for h in hits)
+        assert matching >= 6, (query, [captions[Path(h["path"]).name] for h in hits])
 
 
 def test_image_search_finds_itself_first(val_index: dict) -> None:
@@ -145,7 +180,8 @@ def test_another_model_is_refused(val_index: dict, tmp_path: Path) -> None:
         "--model", str(bundle), "search", "a dog", data_dir=val_index["data_dir"], check=False
     )
     assert result.returncode == 1
-    assert "heron-lite@" in result.stderr and "not comparable" in result.stderr
+    assert "heron-lite@2.0" in result.stderr and "incomparable" in result.stderr
+    assert "--model heron-lite" in result.stderr and "heron reindex --model" in result.stderr
 
 
 def test_broken_files_have_outcomes_and_keep_existing_units(

@@ -128,7 +128,7 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 def test_conse_lit_blend_math() -> None:
     import torch
 
-    from heron.models.towers import BridgedVisual
+    from heron.models.towers import Bridge, BridgedVisual
 
     class FakeBackbone(torch.nn.Module):
         def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,7 +149,7 @@ def test_conse_lit_blend_math() -> None:
     conse = _normalise(conse)
 
     def run(alpha: float) -> np.ndarray:
-        visual = BridgedVisual(FakeBackbone(), weight, bias, class_text, alpha, 4)
+        visual = BridgedVisual(FakeBackbone(), [Bridge(weight, bias, class_text, alpha, 4)])
         with torch.inference_mode():
             return visual(torch.zeros(2, 3, 4, 4)).numpy()
 
@@ -161,13 +161,13 @@ def test_conse_lit_blend_math() -> None:
 
 @needs_torch
 @pytest.mark.slow
-def test_build_heron_lite(tmp_path: Path) -> None:
+def test_build_heron_lite_1(tmp_path: Path) -> None:
     import onnxruntime as ort
 
     from heron.models.lite import build_heron_lite
 
     messages: list[str] = []
-    bundle = build_heron_lite(tmp_path / "heron-lite", progress=messages.append)
+    bundle = build_heron_lite(tmp_path / "heron-lite", progress=messages.append, version="1.0")
 
     assert {p.name for p in bundle.iterdir()} == {
         "config.json",
@@ -198,6 +198,80 @@ def test_build_heron_lite(tmp_path: Path) -> None:
 
 @needs_torch
 @pytest.mark.slow
+def test_build_heron_lite_2_bilingual(tmp_path: Path, heron_lite: Path) -> None:
+    from heron.models.encoder import load_encoder
+    from heron.models.lite import build_heron_lite
+
+    messages: list[str] = []
+    bundle = build_heron_lite(tmp_path / "heron-lite", progress=messages.append)
+    assert {p.name for p in bundle.iterdir()} == {
+        "config.json",
+        "visual.onnx",
+        "textual.onnx",
+        "textual-e5.onnx",
+        "tokenizer.json",
+        "tokenizer-e5.json",
+        "textual-e5-centres.npz",
+        "MODEL_CARD.md",
+    }
+    config = json.loads((bundle / "config.json").read_text())
+    assert (config["format"], config["version"], config["dim"]) == ("heron-bundle/2", "2.0", 768)
+    assert config["languages"] == ["en", "zh"]
+    assert [t["query_prefix"] for t in config["text"]] == ["", "query: "]
+    assert [t["passage_prefix"] for t in config["text"]] == ["", "passage: "]
+    card = (bundle / "MODEL_CARD.md").read_text()
+    assert "$" not in card and "MIT" in card and "research use only" in card
+    assert any("textual-e5.onnx matches" in m for m in messages)
+    # The 4-bit word table stays inside the graph: far below the 470 MB of an fp32 export.
+    assert (bundle / "textual-e5.onnx").stat().st_size < 100_000_000
+    # Deterministic: the same build as the registry's (conftest's) heron-lite.
+    built, shipped = load_encoder(bundle), load_encoder(heron_lite)
+    texts = ["一只狗在海滩上奔跑", "a dog running on the beach"]
+    np.testing.assert_allclose(built.embed_texts(texts), shipped.embed_texts(texts), atol=1e-5)
+
+
+@needs_torch
+def test_bilingual_visual_concatenates_scaled_bridges() -> None:
+    import torch
+
+    from heron.models.towers import Bridge, BridgedVisual
+
+    rng = np.random.default_rng(7)
+    pooled = rng.normal(size=(3, 8)).astype(np.float32)
+    logits = rng.normal(size=(3, 20)).astype(np.float32)
+
+    class FakeBackbone(torch.nn.Module):
+        def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return torch.from_numpy(pooled), torch.from_numpy(logits)
+
+    halves = [
+        Bridge(
+            rng.normal(size=(8, 6)), rng.normal(size=6), _normalise(rng.normal(size=(20, 6))), 1.0
+        ),
+        Bridge(
+            rng.normal(size=(8, 4)),
+            rng.normal(size=4),
+            _normalise(rng.normal(size=(20, 4))),
+            1.0,
+            input_norm=True,
+        ),
+    ]
+    with torch.inference_mode():
+        vectors = BridgedVisual(FakeBackbone(), halves, [0.6, 0.8])(torch.zeros(3, 3, 4, 4)).numpy()
+    first = _normalise(pooled @ halves[0].weight.numpy() + halves[0].bias.numpy())
+    normed = (pooled - pooled.mean(1, keepdims=True)) / np.sqrt(pooled.var(1, keepdims=True) + 1e-5)
+    second = _normalise(normed @ halves[1].weight.numpy() + halves[1].bias.numpy())
+    np.testing.assert_allclose(vectors[:, :6], 0.6 * first, atol=1e-5)
+    np.testing.assert_allclose(vectors[:, 6:], 0.8 * second, atol=1e-5)
+    np.testing.assert_allclose(
+        adapter.project(pooled, halves[1].weight.numpy(), halves[1].bias.numpy(), True),
+        second,
+        atol=1e-5,
+    )
+
+
+@needs_torch
+@pytest.mark.slow
 def test_user_trains_a_head_and_builds_with_it(tmp_path: Path) -> None:
     from PIL import Image
 
@@ -223,5 +297,16 @@ def test_user_trains_a_head_and_builds_with_it(tmp_path: Path) -> None:
 
     bundle = build_heron_lite(tmp_path / "bundle", head_path=out)
     config = json.loads((bundle / "config.json").read_text())
-    assert config["version"].startswith("1.0+head.")
+    assert config["version"].startswith("2.0+head.")
     assert "LiT head: mine" in (bundle / "MODEL_CARD.md").read_text()
+
+
+def test_shipped_e5_head_and_centres_load() -> None:
+    head = adapter.load_head(adapter.default_e5_head_path())
+    assert head.weight.shape == (1280, 384) and head.input_norm
+    assert head.meta["text_model"] == "multilingual-e5-small"
+    recall = head.meta["eval_recall"]
+    assert recall["zh"]["R@10"] >= 0.36 and recall["en"]["R@10"] >= recall["en_minilm"]["R@10"]
+    with np.load(adapter.default_e5_centres_path()) as centres:
+        assert set(centres.files) == {"query.en", "query.zh", "passage.en", "passage.zh"}
+        assert all(centres[key].shape == (384,) for key in centres.files)

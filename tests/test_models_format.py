@@ -26,6 +26,11 @@ from heron.models.bundle import OPENAI_MEAN, OPENAI_STD, BundleError, read_bundl
 from heron.models.encoder import Encoder, load_encoder  # noqa: E402
 from heron.models.preprocess import to_pixels  # noqa: E402
 from tests.fixtures.random_clip import RandomClip, build_random_clip  # noqa: E402
+from tests.fixtures.random_mclip import (  # noqa: E402
+    RandomMclip,
+    build_random_mclip,
+    xlmr_tokenizer_file,
+)
 from tests.fixtures.tiny_heron import PREFIX, TinyHeron, build_tiny_heron  # noqa: E402
 
 ENGLISH = [
@@ -397,6 +402,10 @@ def test_list_models(models_dir: Path, tiny: TinyHeron) -> None:
     (models_dir / "broken" / "config.json").write_text("{")
     infos = {info.name: info for info in registry.list_models()}
     assert infos["heron-lite"].status == "not built"
+    assert "Chinese" in infos["heron-lite"].description
+    assert infos["heron-lite@1.0"].status == "not built"
+    assert "Chinese" in infos["immich-app/XLM-Roberta-Large-Vit-B-16Plus"].description
+    assert "Chinese" in infos["immich-app/nllb-clip-base-siglip__v1"].description
     assert infos["immich-app/ViT-B-32__openai"].status == "downloaded"
     assert infos["immich-app/ViT-B-16-SigLIP2__webli"].status == "not downloaded"
     assert (infos["mine"].source, infos["mine"].status) == ("local", "present")
@@ -423,9 +432,10 @@ def test_lite_built_once_atomically(
 ) -> None:
     calls: list[Path] = []
 
-    def build(out_dir: Path, progress: object = None) -> None:
+    def build(out_dir: Path, progress: object = None, version: str = "") -> None:
         calls.append(out_dir)
-        assert not (models_dir / "heron-lite").exists()  # built aside, renamed when complete
+        assert version == "2.0"
+        assert not (models_dir / "heron-lite@2.0").exists()  # built aside, renamed when complete
         time.sleep(0.3)
         shutil.copytree(tiny.path, out_dir, dirs_exist_ok=True)
 
@@ -438,15 +448,15 @@ def test_lite_built_once_atomically(
     for thread in threads:
         thread.join()
     assert len(calls) == 1
-    assert results == [models_dir / "heron-lite"] * 2
-    assert read_bundle(models_dir / "heron-lite").model_id == "tiny-heron"
+    assert results == [models_dir / "heron-lite@2.0"] * 2
+    assert read_bundle(models_dir / "heron-lite@2.0").model_id == "tiny-heron"
     assert [p.name for p in models_dir.iterdir() if p.name.startswith(".heron-lite")] == []
 
 
 def test_lite_failed_build_leaves_nothing(
     models_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def build(out_dir: Path, progress: object = None) -> None:
+    def build(out_dir: Path, progress: object = None, version: str = "") -> None:
         (out_dir / "config.json").write_text("{}")
         out_dir.with_name(out_dir.name + ".partial").mkdir()  # a builder's own temp dir
         raise RuntimeError("killed halfway")
@@ -460,7 +470,7 @@ def test_lite_failed_build_leaves_nothing(
 
 
 def test_lite_without_build_extra(models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def build(out_dir: Path, progress: object = None) -> None:
+    def build(out_dir: Path, progress: object = None, version: str = "") -> None:
         raise ModuleNotFoundError("No module named 'torch'", name="torch")
 
     _fake_lite(monkeypatch, build)
@@ -473,7 +483,7 @@ def test_lite_forced_rebuild_replaces_atomically(
 ) -> None:
     versions = iter(["1.0", "2.0"])
 
-    def build(out_dir: Path, progress: object = None) -> Path:
+    def build(out_dir: Path, progress: object = None, version: str = "") -> Path:
         # Like the real builder: writes beside out_dir, then moves its work into place.
         partial = out_dir.with_name(out_dir.name + ".partial")
         shutil.copytree(tiny.path, partial)
@@ -488,7 +498,205 @@ def test_lite_forced_rebuild_replaces_atomically(
     assert read_bundle(registry.build("heron-lite", progress=messages.append)).version == "1.0"
     assert read_bundle(registry.build("heron-lite")).version == "1.0"  # present: not rebuilt
     assert read_bundle(registry.build("heron-lite", force=True)).version == "2.0"
-    assert sorted(p.name for p in models_dir.iterdir()) == [".locks", "heron-lite"]
-    assert any("building heron-lite" in message for message in messages)
+    assert sorted(p.name for p in models_dir.iterdir()) == [".locks", "heron-lite@2.0"]
+    assert any("building heron-lite@2.0" in message for message in messages)
     with pytest.raises(registry.ModelUnavailableError, match="only heron-lite"):
         registry.build("immich-app/ViT-B-32__openai")
+
+
+def test_lite_versions_resolve_by_name_and_stamp(
+    models_dir: Path, tiny: TinyHeron, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[str] = []
+
+    def build(out_dir: Path, progress: object = None, version: str = "") -> None:
+        built.append(version)
+        shutil.copytree(tiny.path, out_dir, dirs_exist_ok=True)
+        config = json.loads((out_dir / "config.json").read_text())
+        config.update(model_id="heron-lite", version=version)
+        (out_dir / "config.json").write_text(json.dumps(config))
+
+    _fake_lite(monkeypatch, build)
+    # Heron before 2.0 built 1.0 into models/heron-lite: that copy still serves heron-lite@1.0.
+    legacy = models_dir / "heron-lite"
+    build(legacy, version="1.0")
+    built.clear()
+    assert registry.resolve("heron-lite@1.0") == legacy
+    assert registry.resolve("heron-lite") == models_dir / "heron-lite@2.0"
+    assert built == ["2.0"]
+    assert registry.resolve("heron-lite@2.0") == models_dir / "heron-lite@2.0"
+    assert built == ["2.0"]
+    infos = {info.name: info for info in registry.list_models()}
+    assert infos["heron-lite@1.0"].path == legacy and infos["heron-lite@1.0"].status == "built"
+    assert "heron-lite@2.0" not in infos  # the latest is listed as plain heron-lite
+    with pytest.raises(registry.ModelUnavailableError, match=r"heron-lite@1\.0, heron-lite@2\.0"):
+        registry.resolve("heron-lite@3.0")
+    assert registry.name_for_stamp("heron-lite@1.0") == "heron-lite@1.0"
+    assert registry.name_for_stamp("heron-lite@2.0") == "heron-lite"
+    assert registry.name_for_stamp("ViT-B-32__openai@hub") == "ViT-B-32__openai"
+
+
+# ---- several text towers (heron-bundle/2) -------------------------------------------------------
+
+
+def _two_tower_bundle(root: Path, tiny: TinyHeron, **second: object) -> Path:
+    """tiny's graphs as a bilingual bundle: an English tower and an English+Chinese one with
+    prefixes and centres, each filling 16 of 32 dimensions."""
+    shutil.copytree(tiny.path, root)
+    rng = np.random.default_rng(1)
+    centres = {"query.en": rng.normal(size=16) * 0.1, "query.zh": rng.normal(size=16) * 0.1}
+    np.savez(root / "centres.npz", **{k: v.astype(np.float32) for k, v in centres.items()})
+    config = json.loads((root / "config.json").read_text())
+    first = {
+        **config["text"],
+        "model": "textual.onnx",
+        "tokenizer": "tokenizer.json",
+        "prefix": "",
+        "languages": ["en"],
+        "span": [0, 16],
+        "weight": 0.6,
+    }
+    second_tower = {
+        "model": "textual.onnx",
+        "tokenizer": "tokenizer.json",
+        "context_length": 16,
+        "query_prefix": "query: ",
+        "passage_prefix": "passage: ",
+        "languages": ["en", "zh"],
+        "span": [16, 32],
+        "weight": 0.8,
+        "centres": "centres.npz",
+        **second,
+    }
+    config.update(format="heron-bundle/2", dim=32, text=[first, second_tower])
+    config.pop("languages", None)
+    (root / "config.json").write_text(json.dumps(config))
+    return root
+
+
+def _tiny_text(tiny: TinyHeron, text: str) -> np.ndarray:
+    """tiny's text tower in torch: the unit vector of one text."""
+    ids = torch.tensor([tiny.tokenizer.encode(text).ids])
+    with torch.no_grad():
+        vector = tiny.textual(ids, torch.ones_like(ids))[0].numpy()
+    return vector / np.linalg.norm(vector)
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / np.linalg.norm(vector)
+
+
+def test_two_text_towers_fill_their_spans_by_script(tmp_path: Path, tiny: TinyHeron) -> None:
+    bundle = _two_tower_bundle(tmp_path / "bi", tiny)
+    config = read_bundle(bundle)
+    assert config.dim == 32 and config.languages == ("en", "zh")
+    assert [tower.span for tower in config.text_towers] == [(0, 16), (16, 32)]
+    assert config.text_towers[1].prefix("passage") == "passage: "
+    encoder = load_encoder(bundle)
+    centres = np.load(bundle / "centres.npz")
+
+    english, chinese, russian = encoder.embed_texts(["a red car", "红色的车", "красная машина"])
+    first = _tiny_text(tiny, "a red car")
+    second = _unit(_tiny_text(tiny, "query: a red car") - centres["query.en"])
+    np.testing.assert_allclose(
+        english, _unit(np.concatenate([0.6 * first, 0.8 * second])), atol=1e-5
+    )
+    # Chinese is read by the second tower alone, centred with the Chinese mean.
+    assert np.abs(chinese[:16]).max() == 0
+    np.testing.assert_allclose(
+        chinese[16:], _unit(_tiny_text(tiny, "query: 红色的车") - centres["query.zh"]), atol=1e-5
+    )
+    # No tower reads Cyrillic: every tower does its best (and the search warns).
+    assert np.abs(russian[:16]).max() > 0 and np.abs(russian[16:]).max() > 0
+
+    passage = encoder.embed_texts(["a red car"], role="passage")[0]
+    # No passage centre in the file: the passage-prefixed vector is used as it is.
+    expected = np.concatenate([0.6 * first, 0.8 * _tiny_text(tiny, "passage: a red car")])
+    np.testing.assert_allclose(passage, _unit(expected), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("second", "problem"),
+    [
+        ({"span": [16, 40]}, "outside dim 32"),
+        ({"span": None}, "each needs a span"),
+        ({"span": [5, 5]}, "span must be"),
+        ({"weight": 0}, "weight must be a positive number"),
+        ({"centres": "missing.npz"}, "missing missing.npz"),
+        ({"model": None}, 'needs "model" and "tokenizer"'),
+    ],
+)
+def test_two_tower_config_errors(
+    tmp_path: Path, tiny: TinyHeron, second: dict, problem: str
+) -> None:
+    bundle = _two_tower_bundle(tmp_path / "bi", tiny, **second)
+    with pytest.raises(BundleError, match=problem):
+        read_bundle(bundle)
+
+
+def test_a_list_of_text_towers_needs_format_2(tmp_path: Path, tiny: TinyHeron) -> None:
+    bundle = _two_tower_bundle(tmp_path / "bi", tiny)
+    config = json.loads((bundle / "config.json").read_text())
+    (bundle / "config.json").write_text(json.dumps({**config, "format": "heron-bundle/1"}))
+    with pytest.raises(BundleError, match="no 'text' object"):
+        read_bundle(bundle)
+
+
+# ---- multilingual hub bundles (XLM-RoBERTa text tower) ------------------------------------------
+
+
+MULTILINGUAL = [
+    "一只狗在海滩上奔跑",
+    "a dog running on the beach",
+    "Un chien court sur la plage",
+    "犬",
+]
+
+
+@pytest.fixture(scope="session")
+def mclip(tmp_path_factory: pytest.TempPathFactory) -> RandomMclip:
+    pytest.importorskip("transformers")
+    pytest.importorskip("semantra_multilingual")
+    return build_random_mclip(tmp_path_factory.mktemp("hub") / "XLM-Roberta-Large-Vit-B-32")
+
+
+def test_multilingual_hub_bundle_loads_and_tokenizes_like_xlmr(mclip: RandomMclip) -> None:
+    from tokenizers import Tokenizer
+
+    config = read_bundle(mclip.path)
+    assert (config.layout, config.model_id, config.pad_id, config.context_length) == (
+        "hub",
+        "XLM-Roberta-Large-Vit-B-32",
+        1,  # tokenizer_config.json's <pad>
+        77,
+    )
+    encoder = load_encoder(mclip.path)
+    feeds = encoder.tokenize(MULTILINGUAL)
+    assert set(feeds) == {"input_ids", "attention_mask"}
+    assert feeds["input_ids"].dtype == np.int32 and feeds["input_ids"].shape == (4, 77)
+    xlmr = Tokenizer.from_file(str(xlmr_tokenizer_file()))
+    for row, text in zip(feeds["input_ids"], MULTILINGUAL, strict=True):
+        ids = xlmr.encode(text).ids
+        assert ids[0] == 0 and ids[-1] == 2  # <s> ... </s>
+        assert row[: len(ids)].tolist() == ids and set(row[len(ids) :].tolist()) <= {1}
+    # Chinese is tokenised into real pieces, not unknowns.
+    assert 3 not in xlmr.encode(MULTILINGUAL[0]).ids
+
+
+def test_multilingual_hub_bundle_embeds_like_torch(mclip: RandomMclip) -> None:
+    encoder = load_encoder(mclip.path)
+    vectors = encoder.embed_texts(MULTILINGUAL)
+    assert vectors.shape == (4, encoder.dim) and encoder.dim == 512
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    feeds = encoder.tokenize(MULTILINGUAL)
+    with torch.no_grad():
+        expected = mclip.textual(
+            torch.from_numpy(feeds["input_ids"]), torch.from_numpy(feeds["attention_mask"])
+        ).numpy()
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)
+    again = load_encoder(mclip.path).embed_texts(MULTILINGUAL[::-1])[::-1]
+    np.testing.assert_allclose(vectors, again, atol=1e-6)
+    images = encoder.embed_images(_images()[:2])
+    assert images.shape == (2, 512)
+    # The hub bundle states no languages: no query is warned about.
+    assert encoder.languages == ()

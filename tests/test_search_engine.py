@@ -49,9 +49,11 @@ def test_search_refuses_an_index_without_the_query_model(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("languages", "text", "script"),
     [
-        (["en"], "一只狗在草地上奔跑", "CJK"),
+        (["en"], "一只狗在草地上奔跑", "Chinese (Han)"),
         (["en"], "собака на пляже", "Cyrillic"),
-        (["en", "fr"], "a dog — 狗", "CJK"),
+        (["en", "fr"], "a dog — 狗", "Chinese (Han)"),
+        (["en", "zh"], "собака на пляже", "Cyrillic"),  # bilingual, but not Russian
+        (["en", "ja"], "犬とビーチ", None),
         (["en"], "a café in Zürich, naïve façade", None),  # Latin letters with accents
         (["en"], "2 dogs, 3 cats!", None),
         (["en", "zh"], "一只狗", None),  # the model says it reads Chinese
@@ -75,4 +77,5 @@ def test_language_warning_names_the_unreadable_script(
         assert warning is None
     else:
         assert warning is not None and f"written in {script} script" in warning
-        assert "understands English" in warning and "tiny-heron" in warning
+        assert f"understands {'English, Chinese' if 'zh' in languages else 'English'}" in warning
+        assert "tiny-heron" in warning

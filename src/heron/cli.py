@@ -9,7 +9,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -196,22 +196,38 @@ def index(
     with _errors():
         existing(paths)  # before the progress bar and the model load
     with _errors(), _heron() as heron:
-        if as_json:
-            report = heron.index(
-                paths,
-                on_progress=lambda p: _print_json({"progress": p.__dict__}),
-                include_hidden=include_hidden,
-            )
-            _print_json({"report": report.to_dict()})
-            return
-        with _progress_bar(_RateColumn(), transient=False) as progress:
-            task = progress.add_task("indexing", total=None)
+        _run_indexing(
+            lambda on_progress: heron.index(
+                paths, on_progress=on_progress, include_hidden=include_hidden
+            ),
+            as_json,
+        )
 
-            def update(p) -> None:  # type: ignore[no-untyped-def]
-                progress.update(task, total=p.total, completed=p.done)
 
-            report = heron.index(paths, on_progress=update, include_hidden=include_hidden)
-        _render_index_report(report)
+@app.command()
+def reindex(as_json: JsonOption = False) -> None:
+    """Re-embed everything indexed here with --model (default heron-lite) and switch over when
+    done: searches keep the old index meanwhile; a rerun after Ctrl-C resumes."""
+    with _errors(), _heron() as heron:
+        _run_indexing(lambda on_progress: heron.reindex(on_progress), as_json)
+        if not as_json:
+            _line(f"[green]{escape(str(heron.data_dir))} now searches with {heron.encoder.stamp}")
+
+
+def _run_indexing(run: Callable[[Any], Any], as_json: bool) -> None:
+    """An indexing run with a progress bar (or JSON progress lines), then its report."""
+    if as_json:
+        report = run(lambda p: _print_json({"progress": p.__dict__}))
+        _print_json({"report": report.to_dict()})
+        return
+    with _progress_bar(_RateColumn(), transient=False) as progress:
+        task = progress.add_task("indexing", total=None)
+
+        def update(p) -> None:  # type: ignore[no-untyped-def]
+            progress.update(task, total=p.total, completed=p.done)
+
+        report = run(update)
+    _render_index_report(report)
 
 
 def _progress_bar(*extra: ProgressColumn, transient: bool) -> Progress:
@@ -488,7 +504,10 @@ def models_list(as_json: JsonOption = False) -> None:
 
 @models_app.command("build")
 def models_build(
-    name: Annotated[str, typer.Argument(help="Only 'heron-lite' is built locally.")] = "heron-lite",
+    name: Annotated[
+        str,
+        typer.Argument(help="heron-lite (the latest, 2.0: English + Chinese) or heron-lite@1.0."),
+    ] = "heron-lite",
     force: Annotated[bool, typer.Option(help="Rebuild even if present.")] = False,
     head: Annotated[
         Path | None, typer.Option(help="An adapter head from 'heron adapter train'.")

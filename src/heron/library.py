@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from heron.catalog import INDEXED, Catalog, FileRecord, RunRecord
 from heron.config import ConfigError, Settings
 from heron.extract.errors import SkipFile
 from heron.extract.images import decode_image, decode_image_bytes
+from heron.ingest import reindex
 from heron.ingest.pipeline import Indexer, IndexReport, ProgressCallback, drop_unreferenced
 from heron.models import registry
 from heron.models.encoder import Encoder, load_encoder
@@ -33,6 +34,7 @@ from heron.search.engine import (
     Searcher,
     SearchHit,
     Unit,
+    mismatch_message,
 )
 from heron.search.evaluation import EvalQuery, EvalReport, load_eval_file, summarise
 from heron.store.base import Store
@@ -78,7 +80,11 @@ class Heron:
     ) -> None:
         self.settings = settings or Settings.load(data_dir=data_dir, model=model, threads=threads)
         self._on_model_progress = on_model_progress
+        self._open()
+
+    def _open(self) -> None:
         _prepare_data_dir(self.settings.data_dir)
+        reindex.finish_swap(self.settings.data_dir)  # a reindex a crash interrupted
         self.catalog = Catalog(self.settings.catalog_path)
         self.thumbnails = BlobStore(self.settings.thumbnails_dir, ".webp")
         self._encoder: Encoder | None = None
@@ -167,10 +173,35 @@ class Heron:
             self.catalog.set_meta("dim", str(self.encoder.dim))
         elif bound != self.encoder.stamp:
             raise ModelMismatchError(
-                f"{self.data_dir} is indexed with {bound}; indexing with {self.encoder.stamp} "
-                f"would mix incomparable vectors. Use --model {bound.split('@')[0]} or another "
-                "--data-dir."
+                mismatch_message(str(self.data_dir), bound, self.encoder.stamp, "indexing")
             )
+
+    def reindex(
+        self, on_progress: ProgressCallback | None = None, *, model: str | None = None
+    ) -> IndexReport:
+        """Re-embed everything indexed here with `model` (default: this Heron's model) and
+        switch the data dir over to it when complete.
+
+        The new index is built beside the live one (the same roots, by an ordinary indexing
+        run: resumable after a crash or Ctrl-C), and searches keep using the live one until the
+        switch; see `heron.ingest.reindex`.
+        """
+        with exclusive_lock(self.data_dir / "index.lock", f"an index run on {self.data_dir}"):
+            roots = reindex.index_roots(self.catalog)
+            if not roots:
+                raise ConfigError(f"{self.data_dir} has nothing indexed to re-index")
+            settings = replace(self.settings, model=model or self.settings.model)
+            target = registry.resolve(settings.model, progress=self._on_model_progress)
+            stamp = load_encoder(target).stamp
+            shadow = reindex.shadow_dir(self.data_dir, stamp)
+            reindex.abandon(p for p in shadow.parent.glob("*") if p.is_dir() and p != shadow)
+            with Heron(settings=replace(settings, data_dir=shadow)) as rebuilt:
+                report = rebuilt.index(roots, on_progress)
+            self.close()
+            reindex.swap_in(self.data_dir, shadow)
+            self.settings = settings
+            self._open()
+            return report
 
     def delete(self, paths: Sequence[str | Path]) -> int:
         """Forget these files (and everything below these folders); returns paths removed."""
@@ -205,6 +236,16 @@ class Heron:
             warnings.warn(warning, QueryWarning, stacklevel=2)
         vector = searcher.query_vector(text, images)
         return searcher.search(vector, k=k, where=where, min_score=min_score)
+
+    def rank(self, texts: Sequence[str], k: int = 10) -> list[list[str]]:
+        """Unit ids, best first, for each text query, encoded and ranked in batches (for
+        evaluation and scripts that run thousands of queries; `search` resolves full hits)."""
+        searcher = self._searcher()
+        vectors = np.zeros((len(texts), self.encoder.dim), dtype=np.float32)
+        for start in range(0, len(texts), EVAL_TEXT_CHUNK):
+            chunk = list(texts[start : start + EVAL_TEXT_CHUNK])
+            vectors[start : start + len(chunk)] = self.encoder.embed_texts(chunk)
+        return searcher.rank_many(vectors, k)
 
     def _searcher(self) -> Searcher:
         if self._searcher_instance is None:

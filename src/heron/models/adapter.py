@@ -19,6 +19,7 @@ Progress = Callable[[str], None]
 Captioned = list[tuple[Path, list[str]]]
 RECALL_KS = (1, 5, 10)
 HEAD_FORMAT = "heron-lite-head/1"
+LAYER_NORM_EPS = 1e-5  # torch.nn.functional.layer_norm's default
 MIN_IMAGES = 20
 
 
@@ -34,20 +35,40 @@ class TrainConfig:
     patience: int = 10
     val_fraction: float = 0.1
     seed: int = 0
+    # Layer-normalise the image features before the head (helps a head into the e5 space).
+    input_norm: bool = False
 
 
 @dataclass
 class Head:
-    """A trained LiT head: `normalise(features @ weight + bias)` lands in the text space."""
+    """A trained LiT head: `normalise(norm(features) @ weight + bias)` lands in the text space,
+    where `norm` is a layer norm without parameters when `input_norm`, else nothing."""
 
     weight: np.ndarray
     bias: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def input_norm(self) -> bool:
+        return bool(self.meta.get("train", {}).get("input_norm", False))
+
+    def project(self, image_features: np.ndarray) -> np.ndarray:
+        return project(image_features, self.weight, self.bias, self.input_norm)
+
 
 def default_head_path() -> Path:
     """The head trained on Flickr8k's train split, shipped inside heron."""
     return Path(str(resources.files("heron.models").joinpath("assets/heron-lite-head.npz")))
+
+
+def default_e5_head_path() -> Path:
+    """heron-lite 2's head into the multilingual-e5 space (English and Chinese captions)."""
+    return Path(str(resources.files("heron.models").joinpath("assets/heron-lite-e5-head.npz")))
+
+
+def default_e5_centres_path() -> Path:
+    """The per-language mean e5 vectors that heron-lite 2's e5 head was trained against."""
+    return default_e5_head_path().with_name("heron-lite-e5-centres.npz")
 
 
 def save_head(head: Head, path: Path) -> Path:
@@ -152,7 +173,7 @@ def train_head(
     config: TrainConfig = TrainConfig(),
     progress: Progress | None = None,
 ) -> Head:
-    """Fit `normalise(image_features @ W + b)` to the texts with symmetric InfoNCE.
+    """Fit `normalise(norm(image_features) @ W + b)` to the texts with symmetric InfoNCE.
 
     `pairs[j]` is the index in `image_features` of the image that `text_features[j]` describes.
     `val` is (image_features, text_features, pairs) for early stopping on mean text→image
@@ -174,6 +195,8 @@ def train_head(
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     images = torch.as_tensor(image_features, dtype=torch.float32)
+    if config.input_norm:  # parameter-free, so once up front
+        images = F.layer_norm(images, images.shape[-1:], eps=LAYER_NORM_EPS)
     texts = torch.as_tensor(text_features, dtype=torch.float32)
     linear = torch.nn.Linear(images.shape[1], texts.shape[1])
     optimiser = torch.optim.AdamW(
@@ -188,7 +211,9 @@ def train_head(
             loss.backward()
             optimiser.step()
         head = _head_of(linear)
-        recall = text_to_image_recall(project(val[0], head.weight, head.bias), val[1], val[2])
+        recall = text_to_image_recall(
+            project(val[0], head.weight, head.bias, config.input_norm), val[1], val[2]
+        )
         best.offer(epoch, recall, head)
         if progress:
             progress(f"epoch {epoch}: loss {loss.item():.3f}, val {_format_recall(recall)}")
@@ -239,8 +264,13 @@ def _batches(indices: np.ndarray, size: int) -> list[np.ndarray]:
     return [indices[start : start + size] for start in range(0, len(indices), size)]
 
 
-def project(image_features: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+def project(
+    image_features: np.ndarray, weight: np.ndarray, bias: np.ndarray, input_norm: bool = False
+) -> np.ndarray:
     """Image features → L2-normalised head vectors (the LiT half of the bridge), in numpy."""
+    if input_norm:
+        centred = image_features - image_features.mean(axis=1, keepdims=True)
+        image_features = centred / np.sqrt(centred.var(axis=1, keepdims=True) + LAYER_NORM_EPS)
     vectors = image_features @ weight + bias
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
 

@@ -25,7 +25,10 @@ from heron.models.preprocess import ImageSpec
 Layout = Literal["heron", "hub"]
 TextClean = Literal["none", "whitespace", "canonicalize"]
 
-HERON_FORMAT = "heron-bundle/1"
+HERON_FORMAT = "heron-bundle/1"  # one text tower: "text" is an object
+HERON_FORMAT_TOWERS = "heron-bundle/2"  # several text towers: "text" is a list of them
+HERON_FORMATS = (HERON_FORMAT, HERON_FORMAT_TOWERS)
+TextRole = Literal["query", "passage"]
 # open_clip's defaults (OpenAI CLIP) for configs that leave mean/std out.
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -42,6 +45,31 @@ class BundleError(ValueError):
 
 
 @dataclass(frozen=True)
+class TextTowerSpec:
+    """One text tower: its graph, tokenizer, prefixes, the languages it reads, and where its
+    vector goes in the bundle's vector (`span`, a [start, stop) slice; None: all of it)."""
+
+    path: Path
+    tokenizer_path: Path
+    context_length: int
+    pad_id: int
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    # Hub models are trained on fixed-length, padded token rows; heron bundles take a mask.
+    pad_to_context: bool = False
+    clean: TextClean = "whitespace"
+    languages: tuple[str, ...] = ()  # () = reads every text
+    span: tuple[int, int] | None = None
+    weight: float = 1.0
+    # An .npz of mean vectors keyed "{role}.{language}": a text's vector has its language's mean
+    # taken off (and is renormalised), as the tower's head was trained on centred vectors.
+    centres: Path | None = None
+
+    def prefix(self, role: TextRole) -> str:
+        return self.query_prefix if role == "query" else self.passage_prefix
+
+
+@dataclass(frozen=True)
 class BundleConfig:
     """Everything needed to run a bundle, whichever layout it came in."""
 
@@ -50,24 +78,47 @@ class BundleConfig:
     version: str
     dim: int
     image: ImageSpec
-    context_length: int
-    pad_id: int
-    text_prefix: str
+    text_towers: tuple[TextTowerSpec, ...]
     normalize: bool
     license: str
     layout: Layout
     visual_path: Path
-    textual_path: Path
-    tokenizer_path: Path
-    # Hub models are trained on fixed-length, padded token rows; heron bundles take a mask.
-    pad_to_context: bool = False
-    text_clean: TextClean = "whitespace"
     card_path: Path | None = None
-    languages: tuple[str, ...] = ()  # ISO 639-1 codes the text tower understands; () = unknown
+    languages: tuple[str, ...] = ()  # ISO 639-1 codes the text towers understand; () = unknown
 
     @property
     def stamp(self) -> str:
         return f"{self.model_id}@{self.version}"
+
+    @property
+    def text(self) -> TextTowerSpec:
+        """The first (for most bundles the only) text tower."""
+        return self.text_towers[0]
+
+    # The single-tower view, as most bundles and their callers see it.
+    @property
+    def textual_path(self) -> Path:
+        return self.text.path
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.text.tokenizer_path
+
+    @property
+    def context_length(self) -> int:
+        return self.text.context_length
+
+    @property
+    def pad_id(self) -> int:
+        return self.text.pad_id
+
+    @property
+    def pad_to_context(self) -> bool:
+        return self.text.pad_to_context
+
+    @property
+    def text_clean(self) -> TextClean:
+        return self.text.clean
 
 
 def read_bundle(path: Path) -> BundleConfig:
@@ -100,41 +151,125 @@ def detect_layout(path: Path) -> Layout:
 def _read_heron(path: Path) -> BundleConfig:
     config = _load_json(path, path / "config.json")
     fmt = config.get("format")
-    if fmt != HERON_FORMAT:
+    if fmt not in HERON_FORMATS:
         raise BundleError(
-            path, f"config.json has format {fmt!r}; this Heron reads {HERON_FORMAT!r}"
+            path, f"config.json has format {fmt!r}; this Heron reads {' or '.join(HERON_FORMATS)}"
         )
-    visual, textual, tokenizer = _require(
-        path, path / "visual.onnx", path / "textual.onnx", path / "tokenizer.json"
-    )
+    (visual,) = _require(path, path / "visual.onnx")
     image = _section(path, config, "image")
-    text = _section(path, config, "text")
+    dim = _positive(path, config, "dim")
+    towers = _heron_text_towers(path, config, fmt, dim)
+    languages = _languages(path, config.get("languages", []), "languages")
+    stated = [code for tower in towers for code in tower.languages]
     card = path / str(config.get("card", "MODEL_CARD.md"))
     return BundleConfig(
         path=path,
         model_id=_field(path, config, "model_id", str),
         version=str(_field(path, config, "version", (str, int, float))),
-        dim=_positive(path, config, "dim"),
+        dim=dim,
         image=_image_spec(path, image, resize_mode_map=None),
-        context_length=_positive(path, text, "context_length", "text.context_length"),
-        pad_id=int(text.get("pad_id", 0)),
-        text_prefix=str(text.get("prefix", "")),
+        text_towers=towers,
         normalize=bool(config.get("normalize", True)),
         license=str(config.get("license", "")),
         layout="heron",
         visual_path=visual,
-        textual_path=textual,
-        tokenizer_path=tokenizer,
-        pad_to_context=bool(text.get("pad_to_context", False)),
-        text_clean=_text_clean(path, text.get("clean", "whitespace")),
         card_path=card if card.is_file() else None,
-        languages=_languages(path, config.get("languages", [])),
+        languages=languages or tuple(dict.fromkeys(stated)),
     )
 
 
-def _languages(path: Path, raw: object) -> tuple[str, ...]:
+def _heron_text_towers(
+    path: Path, config: dict[str, Any], fmt: str, dim: int
+) -> tuple[TextTowerSpec, ...]:
+    if fmt == HERON_FORMAT:
+        text = _section(path, config, "text")
+        return (_heron_text_tower(path, text, "text", default_files=True),)
+    sections = config.get("text")
+    if not isinstance(sections, list) or not sections:
+        raise BundleError(path, f'{fmt} needs "text": a list of text towers')
+    towers = tuple(
+        _heron_text_tower(path, _as_section(path, section, f"text[{i}]"), f"text[{i}]")
+        for i, section in enumerate(sections)
+    )
+    _check_spans(path, towers, dim)
+    return towers
+
+
+def _heron_text_tower(
+    path: Path, text: dict[str, Any], label: str, default_files: bool = False
+) -> TextTowerSpec:
+    graph_name = text.get("model", "textual.onnx" if default_files else None)
+    tokenizer_name = text.get("tokenizer", "tokenizer.json" if default_files else None)
+    if not isinstance(graph_name, str) or not isinstance(tokenizer_name, str):
+        raise BundleError(path, f'config.json {label} needs "model" and "tokenizer" file names')
+    graph, tokenizer = _require(path, path / graph_name, path / tokenizer_name)
+    prefix = str(text.get("prefix", ""))
+    return TextTowerSpec(
+        path=graph,
+        tokenizer_path=tokenizer,
+        context_length=_positive(path, text, "context_length", f"{label}.context_length"),
+        pad_id=int(text.get("pad_id", 0)),
+        query_prefix=str(text.get("query_prefix", prefix)),
+        passage_prefix=str(text.get("passage_prefix", prefix)),
+        pad_to_context=bool(text.get("pad_to_context", False)),
+        clean=_text_clean(path, text.get("clean", "whitespace")),
+        languages=_languages(path, text.get("languages", []), f"{label}.languages"),
+        span=_span(path, text.get("span"), label),
+        weight=_weight(path, text.get("weight", 1.0), label),
+        centres=_optional_file(path, text.get("centres"), f"{label}.centres"),
+    )
+
+
+def _optional_file(path: Path, name: object, label: str) -> Path | None:
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise BundleError(path, f"config.json {label} must be a file name")
+    (file,) = _require(path, path / name)
+    return file
+
+
+def _as_section(path: Path, value: object, label: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise BundleError(path, f"config.json {label} must be an object")
+    return value
+
+
+def _span(path: Path, raw: object, label: str) -> tuple[int, int] | None:
+    if raw is None:
+        return None
+    ok = (
+        isinstance(raw, list)
+        and len(raw) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in raw)
+        and 0 <= raw[0] < raw[1]
+    )
+    if not ok:
+        raise BundleError(path, f"config.json {label}.span must be [start, stop], not {raw!r}")
+    return (raw[0], raw[1])
+
+
+def _weight(path: Path, raw: object, label: str) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
+        raise BundleError(path, f"config.json {label}.weight must be a positive number")
+    return float(raw)
+
+
+def _check_spans(path: Path, towers: tuple[TextTowerSpec, ...], dim: int) -> None:
+    """Several towers each fill their own part of the vector, within `dim`."""
+    if len(towers) == 1 and towers[0].span is None:
+        return
+    spans = [tower.span for tower in towers]
+    if any(span is None for span in spans):
+        raise BundleError(path, "with several text towers, each needs a span")
+    for start, stop in spans:  # type: ignore[misc]
+        if stop > dim:
+            raise BundleError(path, f"text span [{start}, {stop}] lies outside dim {dim}")
+
+
+def _languages(path: Path, raw: object, label: str) -> tuple[str, ...]:
     if not isinstance(raw, list) or not all(isinstance(code, str) for code in raw):
-        raise BundleError(path, 'config.json "languages" must be a list of language codes')
+        raise BundleError(path, f'config.json "{label}" must be a list of language codes')
     return tuple(code.lower() for code in raw)
 
 
@@ -156,25 +291,27 @@ def _read_hub(path: Path) -> BundleConfig:
     tokenizer_kwargs = text_cfg.get("tokenizer_kwargs") or {}
     canonicalize = tokenizer_kwargs.get("clean") == "canonicalize"  # SigLIP's text cleaning
     readme = path / "README.md"
+    tower = TextTowerSpec(
+        path=textual,
+        tokenizer_path=tokenizer,
+        context_length=_positive(
+            path, {"context_length": 77, **text_cfg}, "context_length", "text_cfg.context_length"
+        ),
+        pad_id=_hub_pad_id(path, tokenizer),
+        pad_to_context=True,
+        clean="canonicalize" if canonicalize else "whitespace",
+    )
     return BundleConfig(
         path=path,
         model_id=hub_model_id(path),
         version=str(config.get("version", "hub")),
         dim=_positive(path, config, "embed_dim"),
         image=_image_spec(path, preprocess, resize_mode_map=_HUB_RESIZE_MODES),
-        context_length=_positive(
-            path, {"context_length": 77, **text_cfg}, "context_length", "text_cfg.context_length"
-        ),
-        pad_id=_hub_pad_id(path, tokenizer),
-        text_prefix="",
+        text_towers=(tower,),
         normalize=True,
         license=_readme_license(readme) or "see the model's hub page",
         layout="hub",
         visual_path=visual,
-        textual_path=textual,
-        tokenizer_path=tokenizer,
-        pad_to_context=True,
-        text_clean="canonicalize" if canonicalize else "whitespace",
         card_path=readme if readme.is_file() else None,
     )
 

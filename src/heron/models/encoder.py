@@ -5,6 +5,11 @@ image tower and an image-only indexer never loads the text tower. Inputs are fed
 declares them (names, int32 vs int64, a static batch or sequence length), which lets one code path
 run heron bundles (``input_ids`` + ``attention_mask``, any batch) and immich's hub exports (a
 single ``text`` row of exactly 77 ids, a batch of exactly 1).
+
+A bundle may have several text towers, each filling its own span of the vector and reading its
+own languages (heron-lite 2: MiniLM for English beside multilingual-e5 for Chinese and English).
+Each text goes to every tower that reads its script; the spans of towers that cannot read it stay
+zero, so an English text is scored by both towers and a Chinese one by e5 alone.
 """
 
 from __future__ import annotations
@@ -19,8 +24,16 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from heron.models.bundle import BundleConfig, BundleError, TextClean, read_bundle
+from heron.models.bundle import (
+    BundleConfig,
+    BundleError,
+    TextClean,
+    TextRole,
+    TextTowerSpec,
+    read_bundle,
+)
 from heron.models.preprocess import ImageSpec, to_pixels
+from heron.util.scripts import language_of, readable
 
 _DTYPES: dict[str, Any] = {
     "tensor(float)": np.float32,
@@ -120,9 +133,7 @@ class Encoder:
     def __init__(self, config: BundleConfig, threads: int | None = None) -> None:
         self.config = config
         self._visual = _Tower(config.visual_path, config.path, threads)
-        self._textual = _Tower(config.textual_path, config.path, threads)
-        self._tokenizer: Any = None
-        self._tokenizer_lock = threading.Lock()
+        self._texts = [_TextTower(spec, config, threads) for spec in config.text_towers]
 
     def __repr__(self) -> str:
         return f"Encoder({self.stamp!r}, dim={self.dim}, path={str(self.config.path)!r})"
@@ -145,7 +156,7 @@ class Encoder:
 
     @property
     def languages(self) -> tuple[str, ...]:
-        """Languages the text tower understands (ISO 639-1); empty when the bundle does not say."""
+        """Languages the text towers understand (ISO 639-1); empty when the bundle does not say."""
         return self.config.languages
 
     @property
@@ -155,8 +166,10 @@ class Encoder:
     @property
     def loaded(self) -> tuple[str, ...]:
         """Which towers have a live session: a subset of ("visual", "textual")."""
-        towers = (("visual", self._visual), ("textual", self._textual))
-        return tuple(name for name, tower in towers if tower.loaded)
+        loaded = ["visual"] if self._visual.loaded else []
+        if any(text.session.loaded for text in self._texts):
+            loaded.append("textual")
+        return tuple(loaded)
 
     # ---- images ---------------------------------------------------------------------------------
 
@@ -173,7 +186,7 @@ class Encoder:
             self._visual.run({spec.name: chunk.astype(spec.dtype, copy=False)})
             for chunk in _chunks(pixels, spec.batch or len(pixels))
         ]
-        return self._finish(np.concatenate(outputs), "visual")
+        return _unit_rows(_checked(np.concatenate(outputs), self.dim, "visual", self.config))
 
     def embed_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """PIL images → [N,dim] unit vectors, through `heron.models.preprocess.to_pixels`."""
@@ -194,48 +207,121 @@ class Encoder:
 
     # ---- texts ----------------------------------------------------------------------------------
 
-    def embed_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """Texts → [N,dim] unit vectors (cleaned, prefixed, truncated to the context length)."""
+    def embed_texts(
+        self, texts: Sequence[str], batch_size: int = 64, role: TextRole = "query"
+    ) -> np.ndarray:
+        """Texts → [N,dim] unit vectors (cleaned, prefixed, truncated to the context length).
+
+        `role` picks the bundle's prefix: "query" for what a user searches with, "passage" for
+        text that is stored (captions, OCR, document chunks).
+        """
         if isinstance(texts, str):
             raise TypeError("embed_texts takes a list of strings, not one string")
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for rows, tower in self._routes(texts):
+            part = tower.embed([texts[row] for row in rows], role, batch_size)
+            start, stop = tower.spec.span or (0, self.dim)
+            vectors[np.ix_(rows, np.arange(start, stop))] += tower.spec.weight * part
+        return _unit_rows(vectors)
+
+    def _routes(self, texts: Sequence[str]) -> list[tuple[list[int], _TextTower]]:
+        """(rows, tower) pairs: each text to the towers that read it; to all when none does."""
+        if len(self._texts) == 1:
+            return [(list(range(len(texts))), self._texts[0])]
+        reads = [[readable(t, tower.spec.languages) for tower in self._texts] for t in texts]
+        routes = []
+        for index, tower in enumerate(self._texts):
+            rows = [row for row, flags in enumerate(reads) if flags[index] or not any(flags)]
+            if rows:
+                routes.append((rows, tower))
+        return routes
+
+    def tokenize(self, texts: Sequence[str], role: TextRole = "query") -> dict[str, np.ndarray]:
+        """The first text tower's input feed for `texts`, exactly as `embed_texts` sends it."""
+        return self._texts[0].tokenize(texts, role)
+
+
+class _TextTower:
+    """One text tower of a bundle: its tokenizer and session, both loaded on first use."""
+
+    def __init__(self, spec: TextTowerSpec, bundle: BundleConfig, threads: int | None) -> None:
+        self.spec = spec
+        self.session = _Tower(spec.path, bundle.path, threads)
+        self._bundle = bundle
+        start, stop = spec.span or (0, bundle.dim)
+        self.dim = stop - start
+        self._tokenizer: Any = None
+        self._tokenizer_lock = threading.Lock()
+        self._centres: dict[str, np.ndarray] | None = None
+
+    def embed(self, texts: Sequence[str], role: TextRole, batch_size: int) -> np.ndarray:
+        vectors = self._embed(texts, role, batch_size)
+        if self.spec.centres is None:
+            return vectors
+        centres = self._load_centres()
+        for row, text in enumerate(texts):
+            centre = centres.get(f"{role}.{language_of(text, self.spec.languages)}")
+            if centre is not None:
+                vectors[row] -= centre
+        return _unit_rows(vectors)
+
+    def _load_centres(self) -> dict[str, np.ndarray]:
+        if self._centres is None:
+            path = self.spec.centres
+            assert path is not None
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    centres = {key: data[key].astype(np.float32) for key in data.files}
+            except (OSError, ValueError) as exc:
+                raise BundleError(self._bundle.path, f"{path.name} cannot be read: {exc}") from exc
+            wrong = [key for key, value in centres.items() if value.shape != (self.dim,)]
+            if wrong:
+                problem = f"{path.name}: centres {wrong} are not of dimension {self.dim}"
+                raise BundleError(self._bundle.path, problem)
+            self._centres = centres
+        return self._centres
+
+    def _embed(self, texts: Sequence[str], role: TextRole, batch_size: int) -> np.ndarray:
         # Similar lengths side by side keep padding (and wasted compute) small.
         order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
-        step = self._text_batch() or batch_size
+        step = self._batch() or batch_size
         vectors = np.empty((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(order), step):
             indices = order[start : start + step]
-            feeds = self.tokenize([texts[index] for index in indices])
-            vectors[indices] = self._finish(self._textual.run(feeds), "textual")
+            feeds = self.tokenize([texts[index] for index in indices], role)
+            output = _checked(self.session.run(feeds), self.dim, "textual", self._bundle)
+            vectors[indices] = _unit_rows(output)
         return vectors
 
-    def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """The textual model's input feed for `texts`, exactly as `embed_texts` sends it."""
+    def tokenize(self, texts: Sequence[str], role: TextRole) -> dict[str, np.ndarray]:
         tokenizer = self._load_tokenizer()
-        prefix, mode = self.config.text_prefix, self.config.text_clean
-        encodings = tokenizer.encode_batch([prefix + clean_text(text, mode) for text in texts])
+        prefix = self.spec.prefix(role)
+        cleaned = [prefix + clean_text(text, self.spec.clean) for text in texts]
+        encodings = tokenizer.encode_batch(cleaned)
         ids = np.array([encoding.ids for encoding in encodings], dtype=np.int64)
         mask = np.array([encoding.attention_mask for encoding in encodings], dtype=np.int64)
-        inputs = self._text_inputs()
-        return {spec.name: _text_feed(spec, ids, mask).astype(spec.dtype) for spec in inputs}
+        return {
+            spec.name: _text_feed(spec, ids, mask).astype(spec.dtype) for spec in self._inputs()
+        }
 
-    def _text_inputs(self) -> list[_Input]:
-        inputs = self._textual.inputs
+    def _inputs(self) -> list[_Input]:
+        inputs = self.session.inputs
         unknown = [spec.name for spec in inputs if _text_role(spec.name) is None]
         ids = [spec.name for spec in inputs if _text_role(spec.name) == "ids"]
         if unknown or len(ids) != 1:
             names = [spec.name for spec in inputs]
             problem = f"cannot tell which of the textual model's inputs {names} takes token ids"
-            raise BundleError(self.config.path, problem)
+            raise BundleError(self._bundle.path, problem)
         return inputs
 
-    def _text_batch(self) -> int | None:
-        batches = {spec.batch for spec in self._text_inputs()}
+    def _batch(self) -> int | None:
+        batches = {spec.batch for spec in self._inputs()}
         return min((batch for batch in batches if batch), default=None)
 
-    def _text_length(self) -> int | None:
-        lengths = [spec.length for spec in self._text_inputs() if spec.length]
+    def _static_length(self) -> int | None:
+        lengths = [spec.length for spec in self._inputs() if spec.length]
         return min(lengths, default=None)
 
     def _load_tokenizer(self) -> Any:
@@ -248,32 +334,34 @@ class Encoder:
     def _make_tokenizer(self) -> Any:
         from tokenizers import Tokenizer
 
+        path = self.spec.tokenizer_path
         try:
-            tokenizer = Tokenizer.from_file(self.config.tokenizer_path.as_posix())
+            tokenizer = Tokenizer.from_file(path.as_posix())
         except Exception as exc:  # tokenizers raises a bare Exception for a bad file
-            problem = f"{self.config.tokenizer_path.name} cannot be read: {exc}"
-            raise BundleError(self.config.path, problem) from exc
-        static = self._text_length()
-        length = static or self.config.context_length
-        pad_token = tokenizer.id_to_token(self.config.pad_id) or "[PAD]"
+            raise BundleError(self._bundle.path, f"{path.name} cannot be read: {exc}") from exc
+        static = self._static_length()
+        length = static or self.spec.context_length
+        pad_token = tokenizer.id_to_token(self.spec.pad_id) or "[PAD]"
         tokenizer.no_truncation()
         tokenizer.enable_truncation(max_length=length)
-        if static or self.config.pad_to_context:
-            tokenizer.enable_padding(pad_id=self.config.pad_id, pad_token=pad_token, length=length)
+        if static or self.spec.pad_to_context:
+            tokenizer.enable_padding(pad_id=self.spec.pad_id, pad_token=pad_token, length=length)
         else:
-            tokenizer.enable_padding(pad_id=self.config.pad_id, pad_token=pad_token)
+            tokenizer.enable_padding(pad_id=self.spec.pad_id, pad_token=pad_token)
         return tokenizer
 
-    # ---- shared ---------------------------------------------------------------------------------
 
-    def _finish(self, output: np.ndarray, tower: str) -> np.ndarray:
-        vectors = np.asarray(output, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
-            shape = vectors.shape[1:]
-            problem = f"the {tower} model gives vectors of shape {shape}, not ({self.dim},)"
-            raise BundleError(self.config.path, problem)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.maximum(norms, 1e-12)
+def _checked(output: np.ndarray, dim: int, tower: str, bundle: BundleConfig) -> np.ndarray:
+    vectors = np.asarray(output, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[1] != dim:
+        problem = f"the {tower} model gives vectors of shape {vectors.shape[1:]}, not ({dim},)"
+        raise BundleError(bundle.path, problem)
+    return vectors
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
 
 
 def load_encoder(path: Path, threads: int | None = None) -> Encoder:

