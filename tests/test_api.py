@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from PIL import Image
 
 from heron import Heron, SearchHit, Unit
 from heron.ingest.pipeline import IndexProgress
-from heron.search.engine import QueryError
+from heron.search.engine import QueryError, QueryWarning
 from tests.conftest import DATA, flickr_split, link_images, require_data, run_cli
 
 pytestmark = pytest.mark.slow
@@ -53,6 +54,20 @@ def test_search_by_text_finds_the_captioned_photo(library: dict) -> None:
     # Twelve photos: a caption ranks its own photo first far more often than chance (1 in 12).
     assert sum(rank == 0 for rank in ranks) >= 6, ranks
     assert sum(rank < 3 for rank in ranks) >= 9, ranks
+
+
+def test_chinese_captions_find_their_photos(library: dict) -> None:
+    heron: Heron = library["heron"]
+    ranks = []
+    for photo in library["photos"]:
+        for caption in library["records"][photo.name]["zh"]:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", QueryWarning)  # the default model reads Chinese
+                hits = heron.search(text=caption, k=PHOTOS)
+            ranks.append([Path(h.path).name for h in hits].index(photo.name))
+    # 60 short, generic Chinese captions over 12 photos (chance: 1 in 12 first, 1 in 4 top-3).
+    assert sum(rank == 0 for rank in ranks) >= 0.5 * len(ranks), ranks
+    assert sum(rank < 3 for rank in ranks) >= 0.8 * len(ranks), ranks
 
 
 def test_search_by_image_path_bytes_and_pil_agree(library: dict) -> None:

@@ -12,7 +12,7 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from heron import cli
+from heron import Heron, cli
 from tests.conftest import require_data, run_cli
 
 pytestmark = pytest.mark.slow
@@ -96,13 +96,21 @@ def test_search_prints_cjk_paths_whole_in_json_and_tables(cjk_index: dict, local
     assert len({row.index("│") for row in rows}) == 1
 
 
+def _api_hits(data_dir: Path) -> list[tuple[str, float]]:
+    with Heron(data_dir) as heron:
+        return [(hit.path, round(hit.score, 4)) for hit in heron.search(text=QUERY, k=4)]
+
+
 def test_a_chinese_query_runs_through_search(cjk_index: dict, locale: str) -> None:
     result = run_cli("search", QUERY, "--k", "4", "--json", data_dir=cjk_index["data_dir"])
     assert f'"query": "{QUERY}"' in result.stdout
     report = json.loads(result.stdout)
     assert report["query"] == QUERY
     assert str(cjk_index["odd"]) in [hit["path"] for hit in report["hits"]]
-    assert any("CJK" in warning for warning in report["warnings"])  # read as Chinese, not bytes
+    # Read as Chinese, not as bytes: the same hits and scores as the query given to the API.
+    assert report["warnings"] == []
+    expected = _api_hits(cjk_index["data_dir"])
+    assert [(hit["path"], round(hit["score"], 4)) for hit in report["hits"]] == expected
     table = run_cli("search", QUERY, "--k", "4", data_dir=cjk_index["data_dir"])
     assert "4 results in" in table.stdout and str(cjk_index["odd"]) in table.stdout
 
@@ -112,8 +120,10 @@ def test_a_chinese_query_typed_into_the_shell(cjk_index: dict, locale: str) -> N
     typed = f"{QUERY}\nimage:{odd}\n\n"
     result = run_cli("shell", data_dir=cjk_index["data_dir"], stdin=typed)  # strict UTF-8 decode
     assert result.stdout.count("4 results in") == 2, result.stdout + result.stderr
-    assert "CJK script" in result.stderr  # the language warning: the query arrived as Chinese
+    assert "warning" not in result.stderr  # the bilingual model reads the query as Chinese
     rows = _table_rows(result.stdout)
+    first = [path for path, _ in _api_hits(cjk_index["data_dir"])]
+    assert all(path in "".join(rows[: len(first) + 2]) for path in first)
     assert sum(str(odd) in row for row in rows) == 2
     assert any(f"1.000 │ {odd}" in row for row in rows)  # the example image finds itself
 

@@ -369,7 +369,7 @@ def _raise_if_build_extra_missing(exc: Exception, target: Path | None = None) ->
     Any module outside heron counts (the ones in `_BUILD_MODULES` and whatever they import in
     turn), also when the import error is the cause of the exception raised. The message says
     what to install, or which model to use instead: bundles already in `models_dir()` by name
-    (heron-lite builds by path), else a hub model to pull.
+    (a built heron-lite version by its versioned name), else a hub model to pull.
     """
     missing: BaseException | None = exc
     while missing is not None and not isinstance(missing, ModuleNotFoundError):
@@ -387,7 +387,10 @@ def _raise_if_build_extra_missing(exc: Exception, target: Path | None = None) ->
     for found, path in _found_bundles(models_dir()):
         if path == target or _bundle_problem(path) is not None:
             continue
-        usable.append(str(path) if found == LITE or found.startswith(f"{LITE}@") else found)
+        if found == LITE or found.startswith(f"{LITE}@"):  # a built heron-lite version
+            stamp = read_bundle(path).stamp
+            found = name_for_stamp(stamp) if stamp.startswith(f"{LITE}@") else str(path)
+        usable.append(found)
     if usable:
         instead = "use a model you already have: " + ", ".join(
             f"--model {choice}" for choice in usable[:3]
