@@ -97,7 +97,7 @@ def _measure(model: str, queries: int) -> dict:
 
 
 def _build_time(model: str) -> float:
-    from heron.models.lite import build_heron_lite
+    from heron.models.build.lite import build_heron_lite
     from heron.models.registry import LITE_LATEST, lite_version
 
     version = lite_version(model) or LITE_LATEST

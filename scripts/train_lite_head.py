@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from heron.models.adapter import (
+from heron.models.build.adapter import (
     Head,
     TrainConfig,
     default_e5_head_path,
@@ -87,7 +87,7 @@ def main() -> None:
 def train_e5(data: Path, out: Path, cache: Path | None, say: Say) -> None:
     import torch
 
-    from heron.models import lite
+    from heron.models.build import lite
 
     torch.set_num_threads(1)  # this small head trains 10-20x faster on one thread
     records = [json.loads(line) for line in (data / "captions.jsonl").open(encoding="utf-8")]
@@ -156,7 +156,7 @@ def _features(
     if cached and cached.is_file():
         with np.load(cached) as stored:
             return {key: stored[key] for key in stored.files}
-    from heron.models import towers
+    from heron.models.build import towers
 
     say("e5: exporting the int8 tower the bundle runs")
     with tempfile.TemporaryDirectory() as tmp:
@@ -183,7 +183,7 @@ def _onnx_e5(tmp: Path) -> Callable[[list[str], str], np.ndarray]:
     """A function (texts, prefix) → vectors running the int8 e5 graph that heron-lite ships."""
     import onnxruntime as ort
 
-    from heron.models import e5, lite
+    from heron.models.build import e5, lite
 
     path = tmp / "textual-e5.onnx"
     lite._export_e5(e5.load_e5_tower(), path)
@@ -218,7 +218,7 @@ def _val_recall(
     centres: dict[str, np.ndarray],
 ) -> dict[str, dict[str, float]]:
     """Recall@k on the val split, with vectors made as the bundle makes them."""
-    from heron.models import lite, towers
+    from heron.models.build import lite, towers
 
     pooled, logits = features["pooled"][val], features["logits"][val]
     minilm_head = load_head(default_head_path())

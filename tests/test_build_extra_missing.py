@@ -29,15 +29,15 @@ def models_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _builder_importing(monkeypatch: pytest.MonkeyPatch, module: str) -> None:
-    """heron.models.lite stand-in whose build imports `module`, which is made missing."""
+    """heron.models.build.lite stand-in whose build imports `module`, which is made missing."""
 
     def build(out_dir: Path, *args: object, **kwargs: object) -> None:
         (out_dir / "config.json").write_text("{}")  # a half-written bundle, to be cleared
         __import__(module)
 
-    fake = types.ModuleType("heron.models.lite")
+    fake = types.ModuleType("heron.models.build.lite")
     fake.build_heron_lite = build  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "heron.models.lite", fake)
+    monkeypatch.setitem(sys.modules, "heron.models.build.lite", fake)
     monkeypatch.setitem(sys.modules, module, None)  # `import module` now fails as if absent
 
 
@@ -112,9 +112,9 @@ def test_a_missing_module_behind_another_error_is_reported_too(
         except ImportError as exc:  # as torch.onnx does: its own error, the import as cause
             raise RuntimeError("the ONNX exporter needs onnxscript") from exc
 
-    fake = types.ModuleType("heron.models.lite")
+    fake = types.ModuleType("heron.models.build.lite")
     fake.build_heron_lite = build  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "heron.models.lite", fake)
+    monkeypatch.setitem(sys.modules, "heron.models.build.lite", fake)
     monkeypatch.setitem(sys.modules, "onnxscript", None)
     with pytest.raises(registry.ModelUnavailableError, match=r"needs onnxscript, which is not"):
         registry.resolve("heron-lite")

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heron.models import adapter
-from heron.models.adapter import Head, TrainConfig
+from heron.models.build import adapter
+from heron.models.build.adapter import Head, TrainConfig
 
 needs_torch = pytest.mark.skipif(
     importlib.util.find_spec("torch") is None, reason="needs the build extra (torch)"
@@ -128,7 +128,7 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 def test_conse_lit_blend_math() -> None:
     import torch
 
-    from heron.models.towers import Bridge, BridgedVisual
+    from heron.models.build.towers import Bridge, BridgedVisual
 
     class FakeBackbone(torch.nn.Module):
         def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,7 +164,7 @@ def test_conse_lit_blend_math() -> None:
 def test_build_heron_lite_1(tmp_path: Path) -> None:
     import onnxruntime as ort
 
-    from heron.models.lite import build_heron_lite
+    from heron.models.build.lite import build_heron_lite
 
     messages: list[str] = []
     bundle = build_heron_lite(tmp_path / "heron-lite", progress=messages.append, version="1.0")
@@ -199,8 +199,8 @@ def test_build_heron_lite_1(tmp_path: Path) -> None:
 @needs_torch
 @pytest.mark.slow
 def test_build_heron_lite_2_bilingual(tmp_path: Path, heron_lite: Path) -> None:
+    from heron.models.build.lite import build_heron_lite
     from heron.models.encoder import load_encoder
-    from heron.models.lite import build_heron_lite
 
     messages: list[str] = []
     bundle = build_heron_lite(tmp_path / "heron-lite", progress=messages.append)
@@ -234,7 +234,7 @@ def test_build_heron_lite_2_bilingual(tmp_path: Path, heron_lite: Path) -> None:
 def test_bilingual_visual_concatenates_scaled_bridges() -> None:
     import torch
 
-    from heron.models.towers import Bridge, BridgedVisual
+    from heron.models.build.towers import Bridge, BridgedVisual
 
     rng = np.random.default_rng(7)
     pooled = rng.normal(size=(3, 8)).astype(np.float32)
@@ -275,7 +275,7 @@ def test_bilingual_visual_concatenates_scaled_bridges() -> None:
 def test_user_trains_a_head_and_builds_with_it(tmp_path: Path) -> None:
     from PIL import Image
 
-    from heron.models.lite import build_heron_lite
+    from heron.models.build.lite import build_heron_lite
 
     images = tmp_path / "photos"
     images.mkdir()

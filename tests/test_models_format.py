@@ -422,9 +422,9 @@ def test_models_dir_default(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _fake_lite(monkeypatch: pytest.MonkeyPatch, build: object) -> None:
-    module = types.ModuleType("heron.models.lite")
+    module = types.ModuleType("heron.models.build.lite")
     module.build_heron_lite = build  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "heron.models.lite", module)
+    monkeypatch.setitem(sys.modules, "heron.models.build.lite", module)
 
 
 def test_lite_built_once_atomically(

@@ -557,7 +557,7 @@ def adapter_train(
     Then: heron models build --head HEAD --out DIR, and index/search with --model DIR.
     """
     with _errors():
-        from heron.models import adapter
+        from heron.models.build import adapter
 
         adapter.train_adapter_from_jsonl(
             captions, images, out_path, lang=lang, progress=lambda m: err.print(f"[dim]{m}[/dim]")

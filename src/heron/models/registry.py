@@ -329,7 +329,7 @@ def build_with_head(head: Path, out_dir: Path, progress: Progress | None = None)
 
 def _lite_builder() -> Callable[..., object]:
     try:
-        from heron.models.lite import build_heron_lite
+        from heron.models.build.lite import build_heron_lite
     except ImportError as exc:
         _raise_if_build_extra_missing(exc)
         raise

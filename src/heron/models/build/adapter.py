@@ -310,7 +310,7 @@ def train_adapter(
     the blend the bundle will compute. `data` and `licence` describe the captions for the model
     card. Pass the file to `build_heron_lite(head_path=...)`.
     """
-    from heron.models import towers
+    from heron.models.build import towers
 
     say = progress or (lambda _message: None)
     captioned = _existing(list(captioned), progress)
@@ -362,7 +362,7 @@ def _blend_vectors(
 ) -> np.ndarray:
     import torch
 
-    from heron.models import towers
+    from heron.models.build import towers
 
     with torch.inference_mode():
         return towers.bridge(

