@@ -162,3 +162,28 @@ def test_index_roots_are_the_outermost_roots_still_indexed(
         empty.mkdir()
         heron.index([empty])  # nothing indexed under it: nothing to re-index there
         assert reindex.index_roots(heron.catalog) == [photos]
+
+
+@pytest.mark.slow
+def test_an_index_built_with_heron_lite_1_moves_to_the_default_in_one_command(
+    heron_lite: Path, tmp_path: Path
+) -> None:
+    """The upgrade a user meets: an index made with 1.0, opened with the bilingual default."""
+    require_data("photos")
+    names = sorted(p.name for p in (DATA / "photos").glob("*.jpg"))[:PHOTOS]
+    photos = link_images(names, DATA / "photos", tmp_path / "photos")
+    data_dir = tmp_path / "data"
+    run_cli("--model", "heron-lite@1.0", "index", str(photos), data_dir=data_dir, timeout=900)
+
+    refused = run_cli("search", "a dog", data_dir=data_dir, check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "heron-lite@1.0" in refused.stderr and "--model heron-lite@1.0" in refused.stderr
+    assert "heron reindex --model heron-lite" in refused.stderr
+    old = run_cli("--model", "heron-lite@1.0", "search", "a dog", "--k", "3", data_dir=data_dir)
+    assert "3 results in" in old.stdout
+
+    run_cli("reindex", data_dir=data_dir)
+    stats = json.loads(run_cli("stats", "--json", data_dir=data_dir).stdout)
+    assert stats["model"] == "heron-lite@2.0" and stats["units"] == PHOTOS and stats["consistent"]
+    chinese = json.loads(run_cli("search", "狗", "--k", "3", "--json", data_dir=data_dir).stdout)
+    assert len(chinese["hits"]) == 3 and chinese["warnings"] == []
