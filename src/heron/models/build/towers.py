@@ -82,7 +82,8 @@ def minilm_dir() -> Path:
 
 
 class TextTower(nn.Module):
-    """MiniLM: token ids + attention mask → mean-pooled, L2-normalised 384-d embedding."""
+    """A BERT encoder (MiniLM; e5 in heron-lite 2): token ids + attention mask → mean-pooled,
+    L2-normalised embedding."""
 
     def __init__(self, bert: nn.Module) -> None:
         super().__init__()
@@ -136,10 +137,12 @@ def embed_texts(
     tower: TextTower | None = None,
     batch_size: int = 256,
     progress: Progress | None = None,
+    tokenizer: Tokenizer | None = None,
 ) -> np.ndarray:
-    """MiniLM vectors [N,384] float32 for `texts`, exactly as textual.onnx computes them."""
+    """Vectors [N,384] float32 for `texts`, exactly as the exported graph computes them: MiniLM
+    by default, or another `tower` with its `tokenizer`."""
     tower = tower or load_text_tower()
-    tokenizer = load_tokenizer()
+    tokenizer = tokenizer or load_tokenizer()
     # Sorting by length keeps padding (and so the work) small; the result is put back in order.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = np.empty((len(texts), EMBED_DIM), dtype=np.float32)
