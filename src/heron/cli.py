@@ -206,8 +206,11 @@ def index(
 
 @app.command()
 def reindex(as_json: JsonOption = False) -> None:
-    """Re-embed everything indexed here with --model (default heron-lite) and switch over when
-    done: searches keep the old index meanwhile; a rerun after Ctrl-C resumes."""
+    """Move the index to --model (default heron-lite), searchable meanwhile.
+
+    Re-embeds every indexed file into a new index beside the live one and switches over when it
+    is complete; searches keep the old index until then, and a rerun after Ctrl-C resumes.
+    """
     with _errors(), _heron() as heron:
         _run_indexing(lambda on_progress: heron.reindex(on_progress), as_json)
         if not as_json:
