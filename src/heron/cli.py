@@ -282,19 +282,32 @@ def search(
         str | None, typer.Option("--where", help="Filter, e.g. 'width>=800, format=jpeg'.")
     ] = None,
     min_score: Annotated[float | None, typer.Option(help="Drop hits below this score.")] = None,
+    keyword: Annotated[
+        str | None,
+        typer.Option(
+            "--keyword",
+            help="Find this exact phrase in file names (and unit text); Chinese needs no spaces.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Search by text, by example image, or both."""
+    """Search by text, by example image, or both; or by --keyword phrase."""
     with _errors(), _heron() as heron:
         started = time.perf_counter()
+        encoding = sys.getfilesystemencoding()
         if query is not None:
-            query = _utf8(query, sys.getfilesystemencoding())  # argv's bytes, as typed
-        hits, notes = _search(heron, query, image or None, k=k, filter=where, min_score=min_score)
+            query = _utf8(query, encoding)  # argv's bytes, as typed
+        if keyword is not None:
+            keyword = _utf8(keyword, encoding)
+        hits, notes = _search(
+            heron, query, image or None, keyword=keyword, k=k, filter=where, min_score=min_score
+        )
         took_ms = (time.perf_counter() - started) * 1000
         if as_json:
             _print_json(
                 {
                     "query": query,
+                    "keyword": keyword,
                     "images": [stored_text(p) for p in image or []],
                     "took_ms": round(took_ms, 1),
                     "warnings": notes,

@@ -219,16 +219,23 @@ class Heron:
         text: str | None = None,
         image: ImageInput | Sequence[ImageInput] | None = None,
         *,
+        keyword: str | None = None,
         k: int = 10,
         filter: Filter | str | None = None,
         min_score: float | None = None,
     ) -> list[SearchHit]:
-        """Rank stored units by similarity to a text, an image, or both (averaged).
+        """Rank stored units by similarity to a text, an image, or both (averaged); or, with
+        `keyword`, the units whose text holds that phrase (BM25; Chinese needs no spaces).
 
         A text the model cannot read (a script outside its languages) still runs, with a
         `QueryWarning`.
         """
         where = parse_filter(filter) if isinstance(filter, str) else filter
+        if keyword is not None:
+            if text is not None or image is not None:
+                raise QueryError("a keyword search takes no text or image query (yet)")
+            hits = self._searcher().keyword(keyword, k=k, where=where)
+            return [hit for hit in hits if min_score is None or hit.score >= min_score]
         images = [_load_query_image(item) for item in _as_list(image)]
         searcher = self._searcher()
         warning = searcher.language_warning(text) if text else None

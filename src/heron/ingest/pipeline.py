@@ -42,6 +42,7 @@ from heron.models.preprocess import model_rgb, normalize
 from heron.store.base import Store
 from heron.store.blobs import BlobStore
 from heron.understand.hashes import content_hash, content_hash_bytes
+from heron.understand.terms import index_text
 from heron.util.paths import existing, on_disk, stored_text
 
 COMMIT_UNITS = 128  # units per store commit: a few inference batches
@@ -149,6 +150,7 @@ class Indexer:
         status = "interrupted"
         try:
             report.reconciled = reconcile(self.catalog, self.store, self.thumbnails)
+            backfill_terms(self.store)
             todo = self._plan(roots, report)
             self._process(todo, report, on_progress, started)
             self.store.optimize()
@@ -349,6 +351,7 @@ class Indexer:
             if unit.thumbnail is not None:
                 thumbnail = self.thumbnails.relative_path(unit.content_hash)
             extra = {"taken_at": unit.taken_at} if unit.taken_at else {}
+            text = searchable_name(unit.entry.path)
             rows.append(
                 {
                     "id": unit.content_hash,
@@ -356,7 +359,8 @@ class Indexer:
                     "model": self.encoder.stamp,
                     "kind": "image",
                     "path": stored_text(unit.entry.path),
-                    "text": searchable_name(unit.entry.path),
+                    "text": text,
+                    "terms": index_text(text),
                     "width": unit.width,
                     "height": unit.height,
                     "bytes": unit.entry.size,
@@ -457,6 +461,14 @@ def drop_unreferenced(
         store.delete(drop)
         thumbnails.delete(drop)
     return len(drop)
+
+
+def backfill_terms(store: Store) -> int:
+    """Give rows stored before keyword search existed their terms; returns how many."""
+    rows = store.rows_without_terms()
+    for row in rows:
+        row["terms"] = index_text(row["text"])
+    return store.upsert(rows) if rows else 0
 
 
 def searchable_name(path: Path) -> str:

@@ -17,7 +17,10 @@ from heron.models import registry
 from heron.models.encoder import Encoder
 from heron.store.base import Store, StoreHit
 from heron.store.filters import Field, Filter
+from heron.understand.terms import index_text
 from heron.util.scripts import LANGUAGE_NAMES, unreadable_scripts
+
+EXCERPT_CHARS = 160
 
 RANK_CHUNK = 1024  # queries per store call in rank_many: bounded result tables
 
@@ -58,6 +61,7 @@ class SearchHit:
     modified_at: datetime | None = None
     thumbnail: str | None = None  # a WebP thumbnail, or the original when it is small already
     paths: list[str] = field(default_factory=list)  # every indexed path with this content
+    excerpt: str = ""  # the start of the unit's searchable text
 
     def to_dict(self) -> dict[str, object]:
         data = dict(self.__dict__)
@@ -183,6 +187,18 @@ class Searcher:
         paths = self.catalog.paths_for(hit.id for hit in hits)
         return [self._hit(hit, paths.get(hit.id, [])) for hit in hits]
 
+    def keyword(self, query: str, k: int = 10, where: Filter | None = None) -> list[SearchHit]:
+        """Units whose text (file name, and in time OCR, captions, passages) holds `query` as a
+        phrase, best BM25 first; a keyword needs no model, so any stored unit can match."""
+        if k < 1:
+            raise QueryError(f"k must be at least 1, got {k}")
+        phrase = index_text(query)
+        if not phrase:
+            raise QueryError("the keyword query has no letters or digits to look for")
+        hits = self.store.keyword_search(phrase, k, where)
+        paths = self.catalog.paths_for(hit.id for hit in hits)
+        return [self._hit(hit, paths.get(hit.id, [])) for hit in hits]
+
     def get(self, unit_id: str) -> Unit | None:
         rows = self.store.get([unit_id])
         if not rows:
@@ -198,7 +214,10 @@ class Searcher:
         )
 
     def _hit(self, hit: StoreHit, paths: list[str]) -> SearchHit:
-        return SearchHit(id=hit.id, score=hit.score, **self._described(hit.row, paths))
+        excerpt = _excerpt(str(hit.row.get("text") or ""))
+        return SearchHit(
+            id=hit.id, score=hit.score, excerpt=excerpt, **self._described(hit.row, paths)
+        )
 
     def _described(self, row: dict[str, Any], paths: list[str]) -> dict[str, Any]:
         """The fields a hit and a unit share, with every path that holds this content."""
@@ -216,3 +235,8 @@ class Searcher:
             "modified_at": row.get("modified_at"),
             "thumbnail": str(self.thumbnails_dir / thumbnail) if thumbnail else path,
         }
+
+
+def _excerpt(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"

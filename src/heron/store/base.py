@@ -26,6 +26,7 @@ UNIT_COLUMNS: Mapping[str, ColumnType] = MappingProxyType(
         "kind": "string",  # image | page | figure | slide | frame | text ...
         "path": "string",
         "text": "string",  # searchable text: OCR, caption, chunk, file name, keywords
+        "terms": "string",  # `text` cut into keyword-search terms (heron.understand.terms)
         "width": "int32",
         "height": "int32",
         "bytes": "int64",
@@ -44,6 +45,7 @@ UNIT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "kind": "",
         "path": "",
         "text": "",
+        "terms": "",
         "width": 0,
         "height": 0,
         "bytes": 0,
@@ -100,6 +102,15 @@ class Store(Protocol):
         self, vectors: np.ndarray, k: int, filter: Filter | None = None
     ) -> list[list[StoreHit]]:
         """`search` for each row of ``vectors`` [N, dim], answered together (evaluation)."""
+        ...
+
+    def keyword_search(self, phrase: str, k: int, filter: Filter | None = None) -> list[StoreHit]:
+        """The k rows whose ``terms`` hold ``phrase`` (space-separated terms, consecutive), best
+        BM25 first (``score`` is BM25, not a cosine) among those matching ``filter``."""
+        ...
+
+    def rows_without_terms(self) -> list[dict[str, Any]]:
+        """Rows that have text but no terms (stored before the terms column existed)."""
         ...
 
     def count(self, filter: Filter | None = None) -> int: ...

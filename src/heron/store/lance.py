@@ -19,7 +19,8 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from lancedb.index import Bitmap, BTree, IvfFlat, IvfPq, IvfRq, IvfSq
+from lancedb.index import FTS, Bitmap, BTree, IvfFlat, IvfPq, IvfRq, IvfSq
+from lancedb.query import PhraseQuery
 
 from heron.store.base import (
     UNIT_COLUMNS,
@@ -53,6 +54,9 @@ _ARROW_TYPES: dict[ColumnType, pa.DataType] = {
 }
 _NOT_NULL = frozenset({"id", "vector", "model"})
 _HIT_COLUMNS = [name for name in UNIT_COLUMNS if name != "vector"]
+_TEXT_INDEX = "terms_fts"
+# Columns added after stores were first written; an older table gets them on open.
+_ADDED_COLUMNS = ("terms",)
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,7 @@ class LanceStore:
 
     def _open_or_create(self, dim: int | None) -> Any:
         try:
-            return self._db.open_table(self.table_name)
+            return self._migrated(self._db.open_table(self.table_name))
         except (ValueError, FileNotFoundError) as exc:
             if self.read_only:
                 raise StoreError(f"cannot open store table at {self.path}: {exc}") from exc
@@ -150,6 +154,13 @@ class LanceStore:
             return self._db.create_table(self.table_name, schema=unit_schema(dim), exist_ok=True)
         except Exception as exc:
             raise StoreError(f"cannot create store table at {self.path}: {exc}") from exc
+
+    def _migrated(self, table: Any) -> Any:
+        """A table from before a column existed gets it, empty (its writer fills it in)."""
+        added = {name: "''" for name in _ADDED_COLUMNS if name not in table.schema.names}
+        if added and not self.read_only:
+            table.add_columns(added)
+        return table
 
     def _table_dim(self, expected: int | None) -> int:
         schema = self._table.schema
@@ -309,6 +320,28 @@ class LanceStore:
             builder = builder.where(where, prefilter=True)
         return builder
 
+    def keyword_search(self, phrase: str, k: int, filter: Filter | None = None) -> list[StoreHit]:
+        """Rows whose terms hold `phrase` in order (Lance's BM25 phrase query), best first."""
+        self._check_open()
+        if _check_k(k) == 0 or not phrase.split():
+            return []
+        self._ensure_text_index()
+        builder = (
+            self._table.search(PhraseQuery(phrase, "terms"), query_type="fts")
+            .select([*_HIT_COLUMNS, "_score"])
+            .limit(k)
+        )
+        if filter is not None:
+            builder = builder.where(self._sql(filter), prefilter=True)
+        rows = self._run(builder).to_pylist()
+        return [StoreHit(id=row["id"], score=float(row.pop("_score")), row=row) for row in rows]
+
+    def rows_without_terms(self) -> list[dict[str, Any]]:
+        """Rows with text but no terms yet (written before the terms column existed)."""
+        self._check_open()
+        builder = self._table.search().where("terms = '' AND text != ''").limit(None)
+        return _rows(self._run(builder), self.dim)
+
     def count(self, filter: Filter | None = None) -> int:
         self._check_open()
         where = self._sql(filter) if filter is not None else None
@@ -346,6 +379,7 @@ class LanceStore:
         """Compact files, drop versions older than ``keep_versions``, and build or refresh
         the ANN index once the table has ``ann.threshold`` rows."""
         self._writable()
+        self._ensure_text_index()
         self._table.optimize(cleanup_older_than=self.keep_versions)
         rows = self._table.count_rows()
         if rows < self.ann.threshold:
@@ -386,6 +420,26 @@ class LanceStore:
         for column, config in _SCALAR_INDEXES.items():
             if f"{column}_idx" not in names:
                 self._table.create_index(column, config=config(), name=f"{column}_idx")
+
+    def _ensure_text_index(self) -> None:
+        """The full-text index over `terms`, created once; `optimize` folds new rows into it and
+        rows written since are searched without it meanwhile."""
+        if any(idx.name == _TEXT_INDEX for idx in self._table.list_indices()):
+            return
+        if self.read_only:
+            return
+        config = FTS(
+            with_position=True,  # phrase queries
+            base_tokenizer="whitespace",  # terms are cut already, in every script alike
+            lower_case=False,
+            stem=False,
+            remove_stop_words=False,
+            ascii_folding=False,
+        )
+        try:
+            self._table.create_index("terms", config=config, name=_TEXT_INDEX)
+        except Exception as exc:
+            raise StoreError(f"building the full-text index failed: {exc}") from exc
 
     def _trained_rows(self) -> int:
         meta = self._table.schema.field("vector").metadata or {}
