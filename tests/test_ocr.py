@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from heron.understand.ocr import OcrEngine, OcrUnavailableError
-from tests.conftest import require_data
+from tests.conftest import require_data, run_cli, run_json
 
 pytest.importorskip("rapidocr_onnxruntime")
 
@@ -54,3 +57,60 @@ def test_missing_engine_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", None)
     with pytest.raises(OcrUnavailableError, match="rapidocr-onnxruntime"):
         OcrEngine().read(Image.new("RGB", (64, 64)))
+
+
+def test_index_with_ocr_makes_text_in_pictures_keyword_searchable(
+    heron_lite: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    shutil.copy(require_data("docs", "ocr", "ocr_test.jpg"), folder / "scan.jpg")
+    for photo in sorted(require_data("photos").glob("*.jpg"))[:2]:
+        shutil.copy(photo, folder / photo.name)
+    with_ocr, without = tmp_path / "with", tmp_path / "without"
+    run_cli("index", str(folder), "--ocr", data_dir=with_ocr)
+    run_cli("index", str(folder), data_dir=without)
+
+    hits = run_json("search", "--keyword", "竖向文本", data_dir=with_ocr)["hits"]
+    assert [Path(hit["path"]).name for hit in hits] == ["scan.jpg"]
+    assert "横向文本框" in hits[0]["excerpt"]
+    unit = json.loads(run_cli("get", hits[0]["id"], data_dir=with_ocr).stdout)
+    lines = unit["extra"]["ocr"]
+    assert {line["text"] for line in lines} >= {"横向文本框", "竖向文本框"}
+    assert all(len(line["box"]) == 4 for line in lines)
+    assert run_json("search", "--keyword", "竖向文本", data_dir=without)["hits"] == []
+    # A rerun without --ocr leaves the text read before in place (the file did not change).
+    run_cli("index", str(folder), data_dir=with_ocr)
+    assert len(run_json("search", "--keyword", "文本框", data_dir=with_ocr)["hits"]) == 1
+
+
+def test_ocr_failing_on_a_picture_keeps_the_picture(
+    heron_lite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from heron import Heron
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    shutil.copy(sorted(require_data("photos").glob("*.jpg"))[0], folder / "a.jpg")
+
+    def broken(self: OcrEngine, image: Image.Image) -> None:
+        raise RuntimeError("detector exploded")
+
+    monkeypatch.setattr(OcrEngine, "read", broken)
+    with Heron(tmp_path / "data") as heron:
+        report = heron.index([folder], ocr=True)
+        assert (report.indexed, report.skipped) == (1, 0)
+        unit = heron.get(heron.search(text="a photo", k=1)[0].id)
+        assert unit is not None and "detector exploded" in unit.extra["ocr_error"]
+
+
+def test_ocr_asked_for_without_the_engine_fails_before_the_run(
+    heron_lite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from heron import Heron
+
+    monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", None)
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    with Heron(tmp_path / "data") as heron, pytest.raises(OcrUnavailableError):
+        heron.index([folder], ocr=True)

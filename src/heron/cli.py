@@ -190,6 +190,13 @@ def index(
         bool | None,
         typer.Option("--include-hidden/--skip-hidden", help="Index dot-files and dot-folders."),
     ] = None,
+    ocr: Annotated[
+        bool | None,
+        typer.Option(
+            "--ocr/--no-ocr",
+            help="Read text in pictures (Chinese, English) for --keyword search; slower.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Index new and changed images under PATHS; prune deleted ones. Safe to rerun after a crash."""
@@ -198,7 +205,7 @@ def index(
     with _errors(), _heron() as heron:
         _run_indexing(
             lambda on_progress: heron.index(
-                paths, on_progress=on_progress, include_hidden=include_hidden
+                paths, on_progress=on_progress, include_hidden=include_hidden, ocr=ocr
             ),
             as_json,
         )

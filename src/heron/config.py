@@ -44,6 +44,7 @@ class Settings:
     decode_workers: int = 0  # 0: half the cores (inference needs the rest), at least 1
     inference_workers: int = 0  # parallel single-threaded inference calls when indexing; 0: cores
     include_hidden: bool = False
+    ocr: bool = False  # read text inside pictures while indexing (the `ocr` extra; ~20 images/s)
     thumbnail_size: int = 256
     max_image_pixels: int = 80_000_000
     ann_min_rows: int = 20_000

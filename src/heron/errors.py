@@ -10,6 +10,7 @@ from heron.search.engine import QueryError
 from heron.search.evaluation import EvalFileError
 from heron.store.base import StoreError
 from heron.store.filters import FilterError
+from heron.understand.ocr import OcrUnavailableError
 from heron.util.locks import LockedError
 
 USER_ERRORS: tuple[type[Exception], ...] = (
@@ -21,6 +22,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     FilterError,
     LockedError,
     ModelUnavailableError,
+    OcrUnavailableError,
     QueryError,
     StoreError,
 )

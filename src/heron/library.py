@@ -41,6 +41,7 @@ from heron.store.base import Store
 from heron.store.blobs import BlobStore
 from heron.store.filters import Filter, parse_filter
 from heron.store.lance import AnnSettings, LanceStore
+from heron.understand.ocr import OcrEngine
 from heron.util.locks import exclusive_lock
 from heron.util.paths import absolute
 
@@ -141,10 +142,13 @@ class Heron:
         on_progress: ProgressCallback | None = None,
         *,
         include_hidden: bool | None = None,
+        ocr: bool | None = None,
     ) -> IndexReport:
         """Index new and changed files under `paths`, prune vanished ones; safe to rerun.
 
-        `include_hidden` (default: the `include_hidden` setting) also indexes dot-files/folders.
+        `include_hidden` (default: the `include_hidden` setting) also indexes dot-files/folders;
+        `ocr` (default: the `ocr` setting) reads the text in pictures into their searchable text
+        (files indexed before keep theirs until they change, or `reindex`).
         """
         with exclusive_lock(self.data_dir / "index.lock", f"an index run on {self.data_dir}"):
             self._bind_model()
@@ -163,8 +167,16 @@ class Heron:
                 ),
                 thumbnail_size=self.settings.thumbnail_size,
                 max_image_pixels=self.settings.max_image_pixels,
+                ocr=self._ocr_engine(self.settings.ocr if ocr is None else ocr),
             )
             return indexer.run([Path(p) for p in paths], on_progress)
+
+    def _ocr_engine(self, wanted: bool) -> OcrEngine | None:
+        if not wanted:
+            return None
+        engine = OcrEngine(threads=1)  # beside inference: one core's worth
+        engine.check()
+        return engine
 
     def _bind_model(self) -> None:
         bound = self.catalog.get_meta("model")

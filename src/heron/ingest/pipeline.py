@@ -42,6 +42,7 @@ from heron.models.preprocess import model_rgb, normalize
 from heron.store.base import Store
 from heron.store.blobs import BlobStore
 from heron.understand.hashes import content_hash, content_hash_bytes
+from heron.understand.ocr import OcrEngine, OcrResult
 from heron.understand.terms import index_text
 from heron.util.paths import existing, on_disk, stored_text
 
@@ -109,6 +110,8 @@ class _Prepared:
     format: str = ""
     taken_at: str | None = None
     reason: str | None = None
+    ocr: OcrResult | None = None
+    ocr_error: str | None = None
 
 
 ProgressCallback = Callable[[IndexProgress], None]
@@ -128,6 +131,7 @@ class Indexer:
         include_hidden: bool = False,
         thumbnail_size: int = 256,
         max_image_pixels: int = 80_000_000,
+        ocr: OcrEngine | None = None,
     ) -> None:
         self.catalog = catalog
         self.store = store
@@ -139,6 +143,7 @@ class Indexer:
         self.include_hidden = include_hidden
         self.thumbnail_size = thumbnail_size
         self.max_image_pixels = max_image_pixels
+        self.ocr = ocr
 
     def run(
         self, roots: Sequence[Path], on_progress: ProgressCallback | None = None
@@ -282,6 +287,7 @@ class Indexer:
             prepared.format = decoded.format
             if decoded.exif_datetime is not None:
                 prepared.taken_at = decoded.exif_datetime.isoformat()
+            self._read_text(prepared, decoded)
         except SkipFile as exc:
             prepared.reason = str(exc)
         except OSError as exc:
@@ -290,20 +296,32 @@ class Indexer:
             prepared.reason = f"unexpected error while decoding: {type(exc).__name__}: {exc}"
         return prepared
 
+    def _read_text(self, prepared: _Prepared, decoded: DecodedImage) -> None:
+        """OCR, when this run reads text in pictures; a failure costs the text, not the file."""
+        if self.ocr is None:
+            return
+        try:
+            prepared.ocr = self.ocr.read(decoded.image)
+        except Exception as exc:  # an OCR bug on one picture must not skip it
+            prepared.ocr_error = f"{type(exc).__name__}: {exc}"
+
     def _decode_unless_stored(self, prepared: _Prepared, stored: set[str]) -> DecodedImage | None:
         """Hash the file and, unless its content is stored already, decode it (one read)."""
         path = prepared.entry.path
         spec = self.encoder.image_spec
+        # Draft decoding reads a JPEG at a fraction of its size, no smaller than asked for:
+        # the model's input, or with OCR the side the text detector works at.
+        target = max(spec.size, self.ocr.detect_side) if self.ocr is not None else spec.size
         if prepared.entry.size > READ_WHOLE_FILE_BELOW:
             prepared.content_hash = content_hash(path)
             if prepared.content_hash in stored:
                 return None
-            return decode_image(path, target_size=spec.size, max_pixels=self.max_image_pixels)
+            return decode_image(path, target_size=target, max_pixels=self.max_image_pixels)
         data = path.read_bytes()
         prepared.content_hash = content_hash_bytes(data)
         if prepared.content_hash in stored:
             return None
-        return decode_image_bytes(data, target_size=spec.size, max_pixels=self.max_image_pixels)
+        return decode_image_bytes(data, target_size=target, max_pixels=self.max_image_pixels)
 
     def _route(self, prepared: _Prepared, batch: _Batch, stored: set[str]) -> None:
         entry = prepared.entry
@@ -350,8 +368,13 @@ class Indexer:
             thumbnail = ""
             if unit.thumbnail is not None:
                 thumbnail = self.thumbnails.relative_path(unit.content_hash)
-            extra = {"taken_at": unit.taken_at} if unit.taken_at else {}
+            extra: dict[str, object] = {"taken_at": unit.taken_at} if unit.taken_at else {}
             text = searchable_name(unit.entry.path)
+            if unit.ocr is not None and unit.ocr.lines:
+                text = f"{text}\n{unit.ocr.text}"
+                extra["ocr"] = [line.to_dict() for line in unit.ocr.lines]
+            if unit.ocr_error is not None:
+                extra["ocr_error"] = unit.ocr_error
             rows.append(
                 {
                     "id": unit.content_hash,
