@@ -408,7 +408,9 @@ def test_dimension_mismatch_is_a_clear_error(tmp_path: Path) -> None:
 def test_optimize_builds_index_and_keeps_results(tmp_path: Path) -> None:
     n, dim = 3000, 32
     vectors = unit_vectors(n, dim=dim, clusters=30)
-    ann = AnnSettings(threshold=2000, rows_per_partition=150, nprobes=6, refine_factor=5)
+    # Lance trains IVF with random sampling: at 6 of 20 probes recall ranged 0.89-0.99 over runs,
+    # at 8 probes 0.97-1.00, so 8 keeps the bar below from depending on the draw.
+    ann = AnnSettings(threshold=2000, rows_per_partition=150, nprobes=8, refine_factor=5)
     store = LanceStore(tmp_path / "db", dim=dim, ann=ann)
     for start in range(0, n, 500):  # several commits, so compaction has work to do
         store.upsert(make_rows(vectors[start : start + 500], start=start))
