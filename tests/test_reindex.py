@@ -102,7 +102,7 @@ def test_an_interrupted_reindex_keeps_the_live_index_and_resumes(
 
 def test_reindex_through_the_cli(library: dict[str, Path], models: dict[str, Path]) -> None:
     data_dir = library["data_dir"]
-    result = run_cli("--model", str(models["new"]), "reindex", "--json", data_dir=data_dir)
+    result = run_cli("reindex", "--model", str(models["new"]), "--json", data_dir=data_dir)
     report = json.loads(result.stdout.strip().splitlines()[-1])["report"]
     assert report["indexed"] == PHOTOS
     stats = json.loads(run_cli("stats", "--json", data_dir=data_dir).stdout)
@@ -182,7 +182,10 @@ def test_an_index_built_with_heron_lite_1_moves_to_the_default_in_one_command(
     old = run_cli("--model", "heron-lite@1.0", "search", "a dog", "--k", "3", data_dir=data_dir)
     assert "3 results in" in old.stdout
 
-    run_cli("reindex", data_dir=data_dir)
+    # The very command the refusal printed.
+    command = refused.stderr.split("with one command: ")[1].split()
+    assert command[:2] == ["heron", "reindex"]
+    run_cli(*command[1:], data_dir=data_dir)
     stats = json.loads(run_cli("stats", "--json", data_dir=data_dir).stdout)
     assert stats["model"] == "heron-lite@2.0" and stats["units"] == PHOTOS and stats["consistent"]
     chinese = json.loads(run_cli("search", "狗", "--k", "3", "--json", data_dir=data_dir).stdout)

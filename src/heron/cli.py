@@ -212,14 +212,20 @@ def index(
 
 
 @app.command()
-def reindex(as_json: JsonOption = False) -> None:
+def reindex(
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="The model to move to (default: the global --model)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
     """Move the index to --model (default heron-lite), searchable meanwhile.
 
     Re-embeds every indexed file into a new index beside the live one and switches over when it
     is complete; searches keep the old index until then, and a rerun after Ctrl-C resumes.
     """
     with _errors(), _heron() as heron:
-        _run_indexing(lambda on_progress: heron.reindex(on_progress), as_json)
+        _run_indexing(lambda on_progress: heron.reindex(on_progress, model=model), as_json)
         if not as_json:
             _line(f"[green]{escape(str(heron.data_dir))} now searches with {heron.encoder.stamp}")
 
