@@ -52,7 +52,6 @@ E5_DATA = (
 )
 E5_LICENCE = "research use only (trained on Flickr8k and Flickr8k-CN captions)."
 E5_CONFIG = TrainConfig(temperature=0.05, input_norm=True)
-E5_ALPHA = 0.8  # LiT vs ConSE in the e5 half; dev: 0.472 vs 0.476 (LiT alone) ZH R@10
 HELD_OUT = 600
 LANGUAGES = ("en", "zh")
 Say = Callable[[str], None]
@@ -122,7 +121,7 @@ def train_e5(data: Path, out: Path, cache: Path | None, say: Say) -> None:
     head.meta.update(
         backbone="efficientnet-lite0",
         text_model="multilingual-e5-small",
-        alpha=E5_ALPHA,
+        alpha=lite.E5_ALPHA,
         share=lite.E5_SHARE,
         train_images=len(train),
         train_captions=len(train_texts),
@@ -227,7 +226,8 @@ def _val_recall(
     minilm_half = _unit(
         alpha * minilm_head.project(pooled) + (1 - alpha) * _conse(logits, minilm_classes)
     )
-    e5_half = _unit(E5_ALPHA * head.project(pooled) + (1 - E5_ALPHA) * _conse(logits, class_text))
+    alpha_e5 = lite.E5_ALPHA
+    e5_half = _unit(alpha_e5 * head.project(pooled) + (1 - alpha_e5) * _conse(logits, class_text))
     share = lite.E5_SHARE
     images = np.concatenate([np.sqrt(1 - share) * minilm_half, np.sqrt(share) * e5_half], axis=1)
     rows = _captions(val)

@@ -3,7 +3,6 @@ one line that says what to install or which model to use instead, never in a tra
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -12,10 +11,10 @@ import types
 from pathlib import Path
 
 import pytest
-from tokenizers import Tokenizer, models
 
 from heron.models import registry
 from tests.conftest import require_data
+from tests.fixtures.hub_layout import fake_hub_bundle
 
 INSTALL = "pip install 'heron-search[build]'"
 HUB = "immich-app/ViT-B-32__openai"
@@ -39,24 +38,6 @@ def _builder_importing(monkeypatch: pytest.MonkeyPatch, module: str) -> None:
     fake.build_heron_lite = build  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "heron.models.build.lite", fake)
     monkeypatch.setitem(sys.modules, module, None)  # `import module` now fails as if absent
-
-
-def _hub_bundle(root: Path) -> Path:
-    """A downloaded hub bundle's files (placeholder graphs: only its layout is read here)."""
-    (root / "visual").mkdir(parents=True)
-    (root / "textual").mkdir()
-    config = {
-        "embed_dim": 512,
-        "vision_cfg": {"image_size": 224},
-        "text_cfg": {"context_length": 77},
-    }
-    (root / "config.json").write_text(json.dumps(config))
-    Tokenizer(models.WordLevel({"<pad>": 0, "dog": 1}, unk_token="<pad>")).save(
-        (root / "textual" / "tokenizer.json").as_posix()
-    )
-    (root / "visual" / "model.onnx").write_bytes(b"")
-    (root / "textual" / "model.onnx").write_bytes(b"")
-    return root
 
 
 @pytest.mark.parametrize(
@@ -91,7 +72,7 @@ def test_a_missing_build_module_is_one_line_saying_what_to_install(
 def test_the_message_names_a_hub_bundle_already_downloaded(
     models_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _hub_bundle(models_dir / "immich-app" / "ViT-B-16-SigLIP2__webli")
+    fake_hub_bundle(models_dir / "immich-app" / "ViT-B-16-SigLIP2__webli")
     broken = models_dir / "immich-app" / "ViT-B-32__openai"
     broken.mkdir(parents=True)  # an interrupted download: not offered
     (broken / "config.json").write_text("{}")

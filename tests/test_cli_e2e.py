@@ -43,7 +43,7 @@ def test_chinese_val_recall_at_10_meets_the_bar(val_index: dict) -> None:
     result = run_cli("eval", str(chinese), "--json", data_dir=val_index["data_dir"])
     report = json.loads(result.stdout)
     assert report["queries"] == 5000 and report["skipped_queries"] == 0
-    assert report["recall@10"] >= 0.355, report  # heron-lite 1.0: 0.03
+    assert report["recall@10"] >= 0.36, report  # the bar; heron-lite 1.0: 0.03
     assert "warning" not in result.stderr  # the model reads Chinese: no language warning
 
 

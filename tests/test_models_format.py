@@ -25,6 +25,7 @@ from heron.models import registry  # noqa: E402
 from heron.models.bundle import OPENAI_MEAN, OPENAI_STD, BundleError, read_bundle  # noqa: E402
 from heron.models.encoder import Encoder, load_encoder  # noqa: E402
 from heron.models.preprocess import to_pixels  # noqa: E402
+from tests.fixtures.hub_layout import fake_hub_bundle  # noqa: E402
 from tests.fixtures.random_clip import RandomClip, build_random_clip  # noqa: E402
 from tests.fixtures.random_mclip import (  # noqa: E402
     RandomMclip,
@@ -90,26 +91,9 @@ def _images() -> list[Image.Image]:
 
 
 def _fake_hub_bundle(root: Path, drop: str | None = None) -> Path:
-    """The small files of a hub bundle, with empty placeholders for the ONNX graphs."""
-    (root / "visual").mkdir(parents=True)
-    (root / "textual").mkdir()
-    config = {
-        "embed_dim": 512,
-        "vision_cfg": {"image_size": 224},
-        "text_cfg": {"context_length": 77},
-    }
-    (root / "config.json").write_text(json.dumps(config))
-    (root / "visual" / "preprocess_cfg.json").write_text(
-        json.dumps({"size": [224, 224], "mean": OPENAI_MEAN, "std": OPENAI_STD})
-    )
     from tests.fixtures.random_clip import clip_tokenizer
 
-    clip_tokenizer().save((root / "textual" / "tokenizer.json").as_posix())
-    (root / "visual" / "model.onnx").write_bytes(b"")
-    (root / "textual" / "model.onnx").write_bytes(b"")
-    if drop:
-        (root / drop).unlink()
-    return root
+    return fake_hub_bundle(root, clip_tokenizer(), drop)
 
 
 # ---- hub layout: reading ------------------------------------------------------------------------

@@ -46,11 +46,14 @@ def test_rendered_text_is_read_and_a_blank_picture_has_none(engine: OcrEngine) -
     assert engine.read(Image.new("RGB", (600, 400), (255, 255, 255))).lines == []
 
 
-def test_a_photo_without_text_has_no_confident_lines(engine: OcrEngine) -> None:
-    photos = require_data("photos")
-    with Image.open(sorted(photos.glob("*.jpg"))[0]) as photo:
-        result = engine.read(photo)
-    assert all(line.score >= 0.5 for line in result.lines)
+def test_photos_without_text_give_next_to_no_lines(engine: OcrEngine) -> None:
+    photos = sorted(require_data("photos").glob("*.jpg"))[:10]
+    found = []
+    for path in photos:
+        with Image.open(path) as photo:
+            found.extend(line.text for line in engine.read(photo).lines)
+    # Measured: 0 lines over 30 of these photos; a detector reading texture as text would not pass.
+    assert len(found) <= 2, found
 
 
 def test_missing_engine_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from heron import Heron
+from heron.config import Settings
 from heron.ingest import reindex
 from heron.search.engine import ModelMismatchError
 from tests.conftest import DATA, link_images, require_data, run_cli
@@ -87,10 +88,10 @@ def test_an_interrupted_reindex_keeps_the_live_index_and_resumes(
     def interrupt(progress: object) -> None:
         raise KeyboardInterrupt
 
-    with Heron(data_dir, model=str(models["new"]), settings=None) as heron:
-        heron.settings = type(heron.settings)(**{**heron.settings.__dict__, "batch_size": 2})
-        with pytest.raises(KeyboardInterrupt):
-            heron.reindex(interrupt)
+    # Small batches: the interrupt lands after the first commit group, not after all of them.
+    settings = Settings.load(data_dir=data_dir, model=str(models["new"]), batch_size=2)
+    with Heron(settings=settings) as heron, pytest.raises(KeyboardInterrupt):
+        heron.reindex(interrupt)
     with Heron(data_dir, model=str(models["old"])) as old:
         assert old.stats().model == "tiny-old@0.1" and old.count() == PHOTOS
         assert len(old.search(text="a dog", k=3)) == 3

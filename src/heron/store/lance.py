@@ -125,6 +125,7 @@ class LanceStore:
             raise StoreError("keep_versions must be positive: concurrent readers need it")
         if dim is not None and (not isinstance(dim, int) or dim <= 0):
             raise StoreError(f"dim must be a positive integer, got {dim!r}")
+        self._text_indexed = False
         self._db = self._connect(read_consistency)
         self._table = self._open_or_create(dim)
         self.dim = self._table_dim(dim)
@@ -424,7 +425,10 @@ class LanceStore:
     def _ensure_text_index(self) -> None:
         """The full-text index over `terms`, created once; `optimize` folds new rows into it and
         rows written since are searched without it meanwhile."""
+        if self._text_indexed:  # once there, it stays: no index listing on every keyword query
+            return
         if any(idx.name == _TEXT_INDEX for idx in self._table.list_indices()):
+            self._text_indexed = True
             return
         if self.read_only:
             return
@@ -440,6 +444,7 @@ class LanceStore:
             self._table.create_index("terms", config=config, name=_TEXT_INDEX)
         except Exception as exc:
             raise StoreError(f"building the full-text index failed: {exc}") from exc
+        self._text_indexed = True
 
     def _trained_rows(self) -> int:
         meta = self._table.schema.field("vector").metadata or {}
