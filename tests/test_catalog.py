@@ -5,7 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from heron.catalog import INDEXED, PENDING, SKIPPED, Catalog, CatalogError, FileRecord
+from heron.catalog import (
+    INDEXED,
+    PENDING,
+    SKIPPED,
+    Catalog,
+    CatalogError,
+    FileRecord,
+    UnitRecord,
+)
 from tests.conftest import run_cli
 
 
@@ -32,12 +40,43 @@ def test_save_is_upsert_and_records_under_respects_folder_boundaries(tmp_path: P
 
 def test_hash_lookups_ignore_skipped_files(tmp_path: Path) -> None:
     catalog = Catalog(tmp_path / "c.sqlite")
-    catalog.save([_rec("/a", "h1"), _rec("/b", "h1"), _rec("/c", None, SKIPPED)])
+    units = {"h1": [UnitRecord("h1", "image")], "h2": [UnitRecord("h2", "image")]}
+    catalog.save([_rec("/a", "h1"), _rec("/b", "h1"), _rec("/c", "h2", SKIPPED)], units)
     assert catalog.indexed_hashes() == {"h1"}
     assert catalog.paths_for(["h1"]) == {"h1": ["/a", "/b"]}
+    assert catalog.paths_for_units(["h1", "h2"]) == {"h1": ["/a", "/b"]}
     assert catalog.hashes_for(["/a", "/c"]) == {"/a": "h1"}
     assert catalog.count_units() == 1
     assert [r.path for r in catalog.skipped()] == ["/c"]
+
+
+def test_a_source_replaces_its_units_in_one_save_and_they_resolve_to_its_paths(
+    tmp_path: Path,
+) -> None:
+    catalog = Catalog(tmp_path / "c.sqlite")
+    pages = [UnitRecord(f"p{n}", "page", f"page={n}") for n in (1, 2, 3)]
+    catalog.save([_rec("/doc.pdf", "d1"), _rec("/copy.pdf", "d1")], {"d1": pages})
+    assert catalog.unit_ids() == {"p1", "p2", "p3"}
+    assert catalog.paths_for_units(["p2"]) == {"p2": ["/copy.pdf", "/doc.pdf"]}
+    assert catalog.units_by_kind() == {"page": 3}
+    catalog.save([], {"d1": pages[:1]})  # extracted again: its unit list is replaced, not added
+    assert catalog.unit_ids() == {"p1"}
+    assert catalog.sources_of(["p1", "nope"]) == {"d1"}
+    catalog.forget_units(["d1"])
+    assert catalog.unit_ids(["d1"]) == set()
+
+
+def test_a_catalog_from_before_units_gets_one_unit_per_indexed_photo(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    catalog = Catalog(path)
+    catalog.save([_rec("/a.jpg", "h1"), _rec("/b.jpg", "h2", PENDING), _rec("/c", None, SKIPPED)])
+    catalog.close()
+    with sqlite3.connect(path) as conn:  # as Heron before documents left it
+        conn.execute("DELETE FROM units")
+        conn.execute("DELETE FROM meta WHERE key = 'schema'")
+    reopened = Catalog(path)
+    assert reopened.unit_ids(["h1", "h2"]) == {"h1", "h2"}
+    assert reopened.units_by_kind() == {"image": 1}  # h2 is pending: not counted until redone
 
 
 def test_requeue_marks_rows_pending_and_remove_deletes(tmp_path: Path) -> None:

@@ -125,7 +125,7 @@ def test_a_chinese_query_typed_into_the_shell(cjk_index: dict, locale: str) -> N
     first = [path for path, _ in _api_hits(cjk_index["data_dir"])]
     assert all(path in "".join(rows[: len(first) + 2]) for path in first)
     assert sum(str(odd) in row for row in rows) == 2
-    assert any(f"1.000 │ {odd}" in row for row in rows)  # the example image finds itself
+    assert any(f"1.000 │ image │ {odd}" in row for row in rows)  # the example finds itself
 
 
 def test_stats_errors_and_get_print_cjk(cjk_index: dict, locale: str) -> None:

@@ -199,7 +199,11 @@ def index(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Index new and changed images under PATHS; prune deleted ones. Safe to rerun after a crash."""
+    """Index new and changed files under PATHS; prune deleted ones. Safe to rerun after a crash.
+
+    Pictures, PDFs (pages, figures, passages), PPTX slides, DOCX, Markdown, text and HTML
+    (passages and their pictures) and videos (keyframes) all go into one index.
+    """
     with _errors():
         existing(paths)  # before the progress bar and the model load
     with _errors(), _heron() as heron:
@@ -262,12 +266,17 @@ def _progress_bar(*extra: ProgressColumn, transient: bool) -> Progress:
 
 
 def _render_index_report(report) -> None:  # type: ignore[no-untyped-def]
-    rate = f" ({report.images_per_second:.1f} images/s)" if report.indexed else ""
+    rate = f" ({report.units_per_second:.1f} units/s)" if report.indexed else ""
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(report.units_by_kind.items()))
+    kinds = f" ({kinds})" if kinds and set(report.units_by_kind) != {"image"} else ""
     _line(
-        f"[green]done[/green] in {report.seconds:.1f}s{rate}: {report.indexed} embedded, "
+        f"[green]done[/green] in {report.seconds:.1f}s{rate}: {report.indexed} embedded"
+        f"{escape(kinds)} from {report.sources} files, "
         f"{report.linked} duplicates linked, {report.unchanged} unchanged, "
         f"{report.skipped} skipped, {report.removed} removed"
     )
+    for item in report.incomplete:
+        _file_line("  partial", item["path"], item["reason"])
     for item in report.skipped_files:
         _file_line("  skipped", item["path"], item["reason"])
     for item in report.problems:
@@ -299,7 +308,16 @@ def search(
         str | None,
         typer.Option(
             "--keyword",
-            help="Find this exact phrase in file names (and unit text); Chinese needs no spaces.",
+            help="Find this exact phrase in unit text (file names, pages, slides, passages, "
+            "captions, OCR); Chinese needs no spaces.",
+        ),
+    ] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--kind",
+            help="Only these kinds of unit: image, page, figure, slide, frame, passage "
+            "(repeat for several).",
         ),
     ] = None,
     as_json: JsonOption = False,
@@ -313,7 +331,14 @@ def search(
         if keyword is not None:
             keyword = _utf8(keyword, encoding)
         hits, notes = _search(
-            heron, query, image or None, keyword=keyword, k=k, filter=where, min_score=min_score
+            heron,
+            query,
+            image or None,
+            keyword=keyword,
+            k=k,
+            filter=where,
+            min_score=min_score,
+            kind=kind or None,
         )
         took_ms = (time.perf_counter() - started) * 1000
         if as_json:
@@ -330,7 +355,8 @@ def search(
             return
         _print_warnings(notes)
         if not hits:
-            _explain_no_hits(heron, took_ms, narrowed=where is not None or min_score is not None)
+            narrowed = where is not None or min_score is not None or bool(kind)
+            _explain_no_hits(heron, took_ms, narrowed=narrowed)
             return
         _render_hits(hits, took_ms)
 
@@ -365,14 +391,35 @@ def _render_hits(hits, took_ms: float) -> None:  # type: ignore[no-untyped-def]
     table = Table(show_edge=False, header_style="bold")
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
+    table.add_column("kind", no_wrap=True)
     table.add_column("path", overflow="fold")  # a path is only useful whole
-    table.add_column("size", no_wrap=True)
+    table.add_column("where", no_wrap=True)
     for rank, hit in enumerate(hits, start=1):
         more = f" (+{len(hit.paths) - 1} copies)" if len(hit.paths) > 1 else ""
         path = Text(hit.path + more)  # Text, not markup: a path is printed as it is
-        table.add_row(str(rank), f"{hit.score:.3f}", path, f"{hit.width}×{hit.height}")
+        where = Text(_where(hit))
+        table.add_row(str(rank), f"{hit.score:.3f}", hit.kind, path, where)
     _print_table(table)
     out.print(f"[dim]{len(hits)} results in {took_ms:.0f} ms[/dim]")
+
+
+def _where(hit) -> str:  # type: ignore[no-untyped-def]
+    """Where in its source a hit is: "page 3", "slide 12", "00:00:42.000", or its size."""
+    pointer = getattr(hit, "pointer", {})
+    if "timecode" in pointer:
+        return str(pointer["timecode"])
+    parts = []
+    if "page" in pointer:
+        parts.append(f"page {pointer['page']}")
+    if "slide" in pointer:
+        parts.append(f"slide {pointer['slide']}")
+    if "chunk" in pointer:
+        parts.append(f"passage {pointer['chunk'] + 1}")
+    elif getattr(hit, "kind", "") == "figure":
+        parts.append("figure")
+    if parts:
+        return ", ".join(parts)
+    return f"{hit.width}×{hit.height}" if hit.width else ""
 
 
 @app.command("eval")

@@ -20,6 +20,8 @@ MINIMUMS = {
     "thumbnail_size": 16,
     "max_image_pixels": 1,
     "ann_min_rows": 1,
+    "passage_chars": 200,
+    "ocr_workers": 0,
 }
 
 
@@ -45,6 +47,9 @@ class Settings:
     inference_workers: int = 0  # parallel single-threaded inference calls when indexing; 0: cores
     include_hidden: bool = False
     ocr: bool = False  # read text inside pictures while indexing (the `ocr` extra; ~20 images/s)
+    ocr_workers: int = 0  # parallel OCR calls while indexing; 0: one per two cores, at least 1
+    pdf_passwords: tuple[str, ...] = ()  # tried in order on encrypted PDFs
+    passage_chars: int = 1000  # length of the text passages documents are cut into
     thumbnail_size: int = 256
     max_image_pixels: int = 80_000_000
     ann_min_rows: int = 20_000
@@ -125,6 +130,9 @@ def _parse_like(raw: Any, current: Any) -> Any:
         return int(raw)
     if isinstance(current, Path):
         return Path(str(raw)).expanduser()
+    if isinstance(current, tuple):  # a TOML list, or one value (from the environment)
+        items = raw if isinstance(raw, list | tuple) else [raw]
+        return tuple(str(item) for item in items)
     return str(raw)
 
 

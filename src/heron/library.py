@@ -21,6 +21,7 @@ from PIL import Image
 
 from heron.catalog import INDEXED, Catalog, FileRecord, RunRecord
 from heron.config import ConfigError, Settings
+from heron.extract.base import UNIT_KINDS
 from heron.extract.errors import SkipFile
 from heron.extract.images import decode_image, decode_image_bytes
 from heron.ingest import reindex
@@ -39,7 +40,7 @@ from heron.search.engine import (
 from heron.search.evaluation import EvalQuery, EvalReport, load_eval_file, summarise
 from heron.store.base import Store
 from heron.store.blobs import BlobStore
-from heron.store.filters import Filter, parse_filter
+from heron.store.filters import Field, Filter, parse_filter
 from heron.store.lance import AnnSettings, LanceStore
 from heron.understand.ocr import OcrEngine
 from heron.util.locks import exclusive_lock
@@ -57,6 +58,8 @@ class Stats:
     rows: int  # stored rows; more than `units` would mean duplicate ids
     files: dict[str, int]
     unique_contents: int
+    units_by_kind: dict[str, int]  # of the indexed sources, from the catalog
+    sources_by_kind: dict[str, int]  # indexed files per extractor (image, pdf, pptx ...)
     consistent: bool
     store_bytes: int
     last_run: RunRecord | None
@@ -168,6 +171,9 @@ class Heron:
                 thumbnail_size=self.settings.thumbnail_size,
                 max_image_pixels=self.settings.max_image_pixels,
                 ocr=self._ocr_engine(self.settings.ocr if ocr is None else ocr),
+                ocr_workers=self.settings.ocr_workers or max(1, cores // 2),
+                pdf_passwords=self.settings.pdf_passwords,
+                passage_chars=self.settings.passage_chars,
             )
             return indexer.run([Path(p) for p in paths], on_progress)
 
@@ -235,14 +241,17 @@ class Heron:
         k: int = 10,
         filter: Filter | str | None = None,
         min_score: float | None = None,
+        kind: str | Sequence[str] | None = None,
     ) -> list[SearchHit]:
         """Rank stored units by similarity to a text, an image, or both (averaged); or, with
         `keyword`, the units whose text holds that phrase (BM25; Chinese needs no spaces).
 
-        A text the model cannot read (a script outside its languages) still runs, with a
-        `QueryWarning`.
+        `kind` keeps only units of that kind or kinds (`heron.extract.base.UNIT_KINDS`: image,
+        page, figure, slide, frame, passage), inside the search. A text the model cannot read
+        (a script outside its languages) still runs, with a `QueryWarning`.
         """
         where = parse_filter(filter) if isinstance(filter, str) else filter
+        where = _with_kinds(where, kind)
         if keyword is not None:
             if text is not None or image is not None:
                 raise QueryError("a keyword search takes no text or image query (yet)")
@@ -290,14 +299,16 @@ class Heron:
         has_store = self._has_vectors()
         store_ids = self.store.ids() if has_store else set()
         rows = self.store.count() if has_store else 0
-        catalog_ids = self.catalog.indexed_hashes()
+        catalog_ids = self.catalog.unit_ids()
         return Stats(
             data_dir=str(self.data_dir),
             model=self.catalog.get_meta("model"),
             units=len(store_ids),
             rows=rows,
             files=self.catalog.status_counts(),
-            unique_contents=len(catalog_ids),
+            unique_contents=len(self.catalog.indexed_hashes()),
+            units_by_kind=self.catalog.units_by_kind(),
+            sources_by_kind=self.catalog.source_kinds(),
             consistent=store_ids == catalog_ids and rows == len(store_ids),
             store_bytes=_tree_size(self.settings.store_path),
             last_run=next(iter(self.catalog.runs(1)), None),
@@ -362,6 +373,20 @@ class EvalProgress:
     stage: str  # "encoding queries", then "ranking"
     done: int
     total: int
+
+
+def _with_kinds(where: Filter | None, kind: str | Sequence[str] | None) -> Filter | None:
+    if kind is None:
+        return where
+    kinds = [kind] if isinstance(kind, str) else list(kind)
+    unknown = sorted(set(kinds) - set(UNIT_KINDS))
+    if unknown or not kinds:
+        raise QueryError(
+            f"unknown unit kind {', '.join(map(repr, unknown)) or '(none)'}; "
+            f"kinds are {', '.join(UNIT_KINDS)}"
+        )
+    scope = Field("kind").isin(kinds)
+    return scope if where is None else where & scope
 
 
 def _as_list(image: ImageInput | Sequence[ImageInput] | None) -> list[ImageInput]:

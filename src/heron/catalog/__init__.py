@@ -6,6 +6,16 @@ from heron.catalog.catalog import (
     CatalogError,
     FileRecord,
     RunRecord,
+    UnitRecord,
 )
 
-__all__ = ["INDEXED", "PENDING", "SKIPPED", "Catalog", "CatalogError", "FileRecord", "RunRecord"]
+__all__ = [
+    "INDEXED",
+    "PENDING",
+    "SKIPPED",
+    "Catalog",
+    "CatalogError",
+    "FileRecord",
+    "RunRecord",
+    "UnitRecord",
+]

@@ -1,4 +1,8 @@
-"""Relational state of an index: one row per file path, plus index runs and settings.
+"""Relational state of an index: one row per source file, the units each content yields, runs.
+
+A *source* is a file path (`files`): its size, mtime, content hash, status and extractor. The
+units a content produced are in `units`, keyed by the content hash, so identical files share
+their units and a changed file (a new hash) replaces all of its units in one transaction.
 
 SQLite in WAL mode through SQLAlchemy Core, so a PostgreSQL URL can take its place later without
 a second code path. Every write is one transaction: a killed process keeps all or none of it.
@@ -11,13 +15,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import (
     Column,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -40,7 +45,8 @@ from heron.util.paths import stored_text
 
 INDEXED = "indexed"
 SKIPPED = "skipped"
-PENDING = "pending"  # the store lost the unit this row points at; the next run redoes it
+PENDING = "pending"  # the store lost a unit this row's content yields; the next run redoes it
+SCHEMA = "2"  # 2: sources with units
 
 _metadata = MetaData()
 
@@ -55,6 +61,18 @@ files_table = Table(
     Column("reason", Text),
     Column("kind", String(16), nullable=False, default="image"),
     Column("updated_at", Float, nullable=False),
+)
+
+# The units a source content yields (the unit ids the store holds for it). A photo has one,
+# whose id is the content hash itself; a PDF has one per page, figure and passage.
+units_table = Table(
+    "units",
+    _metadata,
+    Column("source_hash", String(64), primary_key=True),
+    Column("unit_id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("locator", Text, nullable=False, default=""),
+    Index("ix_units_unit_id", "unit_id"),
 )
 
 meta_table = Table(
@@ -90,6 +108,15 @@ class FileRecord:
 
 
 @dataclass(frozen=True)
+class UnitRecord:
+    """One unit a source content yielded."""
+
+    unit_id: str
+    kind: str
+    locator: str = ""
+
+
+@dataclass(frozen=True)
 class RunRecord:
     id: int
     started_at: float
@@ -117,6 +144,22 @@ class Catalog:
                 f"{path} cannot be opened as a SQLite database ({error.orig}); if it is damaged, "
                 "move the data dir aside and index again"
             ) from None
+        self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Catalogs from before sources had units: each indexed photo is its own one unit."""
+        if self.get_meta("schema") == SCHEMA:
+            return
+        with self._engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT OR IGNORE INTO units (source_hash, unit_id, kind, locator) "
+                    "SELECT DISTINCT content_hash, content_hash, 'image', '' FROM files "
+                    "WHERE content_hash IS NOT NULL AND status != 'skipped' "
+                    "AND content_hash NOT IN (SELECT source_hash FROM units)"
+                )
+            )
+        self.set_meta("schema", SCHEMA)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -152,19 +195,30 @@ class Catalog:
             row = conn.execute(query).first()
         return _record(row) if row else None
 
-    def save(self, records: Sequence[FileRecord]) -> None:
-        """Insert or replace file records, all in one transaction."""
-        if not records:
+    def save(
+        self,
+        records: Sequence[FileRecord],
+        units: Mapping[str, Sequence[UnitRecord]] | None = None,
+    ) -> None:
+        """Insert or replace file records and, per content hash in `units`, the units that
+        content yields (replacing any recorded before), all in one transaction."""
+        if not records and not units:
             return
         now = time.time()
-        rows = [_row(record, now) for record in records]
-        stmt = sqlite_insert(files_table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["path"],
-            set_={c: stmt.excluded[c] for c in rows[0] if c != "path"},
-        )
         with self._engine.begin() as conn:
-            conn.execute(stmt, rows)
+            for source_hash, source_units in (units or {}).items():
+                conn.execute(delete(units_table).where(units_table.c.source_hash == source_hash))
+                rows = [{"source_hash": source_hash, **unit.__dict__} for unit in source_units]
+                if rows:
+                    conn.execute(insert(units_table), rows)
+            if records:
+                rows = [_row(record, now) for record in records]
+                stmt = sqlite_insert(files_table)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["path"],
+                    set_={c: stmt.excluded[c] for c in rows[0] if c != "path"},
+                )
+                conn.execute(stmt, rows)
 
     def remove(self, paths: Iterable[str]) -> int:
         paths = [stored_text(path) for path in paths]
@@ -195,6 +249,73 @@ class Catalog:
                     result.setdefault(content_hash, []).append(path)
         return result
 
+    def paths_for_units(self, unit_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Indexed paths of the sources each unit came from, sorted, for the ids given."""
+        result: dict[str, list[str]] = {}
+        joined = units_table.join(
+            files_table, files_table.c.content_hash == units_table.c.source_hash
+        )
+        with self._engine.connect() as conn:
+            for chunk in _chunks(list(unit_ids), 500):
+                query = (
+                    select(units_table.c.unit_id, files_table.c.path)
+                    .select_from(joined)
+                    .where(units_table.c.unit_id.in_(chunk), files_table.c.status == INDEXED)
+                    .order_by(files_table.c.path)
+                )
+                for unit_id, path in conn.execute(query):
+                    result.setdefault(unit_id, []).append(path)
+        return result
+
+    def unit_ids(self, hashes: Iterable[str] | None = None) -> set[str]:
+        """The units of these contents (default: of every indexed source)."""
+        with self._engine.connect() as conn:
+            if hashes is None:
+                indexed = select(files_table.c.content_hash).where(files_table.c.status == INDEXED)
+                query = select(units_table.c.unit_id).where(units_table.c.source_hash.in_(indexed))
+                return {unit_id for (unit_id,) in conn.execute(query)}
+            found: set[str] = set()
+            for chunk in _chunks(list(hashes), 500):
+                query = select(units_table.c.unit_id).where(units_table.c.source_hash.in_(chunk))
+                found.update(unit_id for (unit_id,) in conn.execute(query))
+            return found
+
+    def sources_of(self, unit_ids: Iterable[str]) -> set[str]:
+        """The content hashes that yield these units."""
+        found: set[str] = set()
+        with self._engine.connect() as conn:
+            for chunk in _chunks(list(unit_ids), 500):
+                query = select(units_table.c.source_hash).where(units_table.c.unit_id.in_(chunk))
+                found.update(h for (h,) in conn.execute(query))
+        return found
+
+    def forget_units(self, hashes: Iterable[str]) -> None:
+        """Drop the unit lists of contents no indexed source holds any more."""
+        with self._engine.begin() as conn:
+            for chunk in _chunks(list(hashes), 500):
+                conn.execute(delete(units_table).where(units_table.c.source_hash.in_(chunk)))
+
+    def units_by_kind(self) -> dict[str, int]:
+        """Units of indexed sources, per kind."""
+        indexed = select(files_table.c.content_hash).where(files_table.c.status == INDEXED)
+        query = (
+            select(units_table.c.kind, func.count(units_table.c.unit_id.distinct()))
+            .where(units_table.c.source_hash.in_(indexed))
+            .group_by(units_table.c.kind)
+        )
+        with self._engine.connect() as conn:
+            return dict(conn.execute(query).all())
+
+    def source_kinds(self) -> dict[str, int]:
+        """Indexed source files, per extractor."""
+        query = (
+            select(files_table.c.kind, func.count())
+            .where(files_table.c.status == INDEXED)
+            .group_by(files_table.c.kind)
+        )
+        with self._engine.connect() as conn:
+            return dict(conn.execute(query).all())
+
     def hashes_for(self, paths: Iterable[str]) -> dict[str, str]:
         """Content hash per indexed path, for the paths given (keyed as they were given)."""
         given: dict[str, list[str]] = {}
@@ -211,7 +332,7 @@ class Catalog:
         return result
 
     def requeue(self, hashes: Iterable[str]) -> int:
-        """Mark the indexed rows of these units pending, so the next run embeds them again."""
+        """Mark the indexed rows of these contents pending, so the next run extracts them again."""
         count = 0
         with self._engine.begin() as conn:
             for chunk in _chunks(list(hashes), 500):
@@ -229,11 +350,7 @@ class Catalog:
             return dict(conn.execute(query).all())
 
     def count_units(self) -> int:
-        with self._engine.connect() as conn:
-            query = select(func.count(files_table.c.content_hash.distinct())).where(
-                files_table.c.status == INDEXED
-            )
-            return int(conn.execute(query).scalar() or 0)
+        return len(self.unit_ids())
 
     def skipped(self, limit: int | None = None) -> list[FileRecord]:
         query = (

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import re
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
+from heron.extract.base import ExtractOptions, Source, UnitDraft
 from heron.extract.errors import SkipFile, UnreadableFile
 
 try:
@@ -373,3 +375,56 @@ def _parse_offset(raw: object) -> timezone | None:
     sign = -1 if match.group(1) == "-" else 1
     minutes = int(match.group(2)) * 60 + int(match.group(3))
     return timezone(sign * timedelta(minutes=minutes)) if minutes < 24 * 60 else None
+
+
+# --- the extractor: one picture file is one unit ---
+
+BROWSER_FORMATS = frozenset({"jpeg", "png", "webp", "gif"})
+
+
+class ImageExtractor:
+    """Photos, screenshots and other pictures: the whole file is one `image` unit."""
+
+    name = "image"
+    suffixes = IMAGE_SUFFIXES | {".jxl"}  # JPEG XL is collected to say it cannot be read
+
+    def recognises(self, source: Source) -> bool:
+        return _pillow_accepts(source.head)
+
+    def extract(self, source: Source, options: ExtractOptions) -> Iterator[UnitDraft]:
+        # Draft decoding reads a JPEG at a fraction of its size, no smaller than the model's
+        # input or, with OCR, the side the text detector works at.
+        target = max(options.image_side, options.detail_side if options.ocr else 0)
+        if source.data is not None:
+            decoded = decode_image_bytes(source.data, target, options.max_image_pixels)
+        else:
+            decoded = decode_image(source.path, target, options.max_image_pixels)
+        fields = {"taken_at": decoded.exif_datetime.isoformat()} if decoded.exif_datetime else {}
+        small = max(decoded.width, decoded.height) <= options.thumbnail_side
+        yield UnitDraft(
+            kind="image",
+            image=decoded.image,
+            width=decoded.width,
+            height=decoded.height,
+            format=decoded.format,
+            fields=fields,
+            read_text=True,
+            # An original already thumbnail-sized, in a format browsers show, is its own one.
+            thumbnail="original" if small and decoded.format in BROWSER_FORMATS else "make",
+        )
+
+
+def _pillow_accepts(head: bytes) -> bool:
+    """Whether one of Pillow's plugins (pillow-heif's included) claims this signature."""
+    if not head:
+        return False
+    if _likely_formats(head):
+        return True
+    for fmt in Image.ID:
+        accept = Image.OPEN[fmt][1]
+        if accept is not None and accept(head):
+            return True
+    return False
+
+
+extractor = ImageExtractor()

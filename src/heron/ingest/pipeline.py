@@ -1,16 +1,21 @@
-"""The indexing run: crawl, plan against the catalog, decode in parallel, embed in batches, commit.
+"""The indexing run: crawl, plan against the catalog, extract in parallel, embed in batches, commit.
 
-Decoding (thread pool; Pillow and the hash release the GIL) overlaps inference (ONNX Runtime
-releases it too) through a bounded look-ahead window, so neither side waits for the other and
-memory stays flat however large the folder.
+Every file is a *source* read by the extractor its content calls for (`heron.extract.registry`);
+it yields one or more units (a photo; a PDF's pages, figures and passages; a deck's slides; a
+video's keyframes). Extraction (thread pool; Pillow, PDFium, PyAV and the hash release the GIL)
+overlaps OCR (its own pool, when on) and inference (ONNX Runtime releases it too) through
+bounded look-ahead windows, so no stage waits for another and memory stays flat however large
+the folder.
 
 Paths reach the catalog, the store and the report as `heron.util.paths.stored_text` (a name that
 is not UTF-8 keeps its undecodable bytes as `\\xNN` escapes); files are read through the crawled
 path, and a stored path is looked at on disk through `on_disk`.
 
-Commit order per batch — thumbnails, store upsert (atomic, keyed by content hash), catalog rows
-(one transaction) — makes a kill at any moment safe: `reconcile` at the next start removes store
-rows the catalog never learnt of and re-queues catalog rows whose vectors are missing.
+A source is committed whole: a commit group only ever closes between sources, and its order —
+thumbnails, one store append of every unit, catalog rows and the source's unit list (one
+transaction) — makes a kill at any moment safe: `reconcile` at the next start removes store rows
+the catalog never learnt of and re-queues sources whose units are missing, so a rerun leaves
+each source with exactly its units.
 """
 
 from __future__ import annotations
@@ -18,48 +23,42 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
+from PIL import Image
 
-from heron.catalog import INDEXED, SKIPPED, Catalog, FileRecord
-from heron.extract.images import (
-    IMAGE_SUFFIXES,
-    DecodedImage,
-    SkipFile,
-    decode_image,
-    decode_image_bytes,
-    make_thumbnail,
-)
+from heron.catalog import INDEXED, SKIPPED, Catalog, FileRecord, UnitRecord
+from heron.extract.base import ExtractOptions, IncompleteSource, SkipFile, Source, UnitDraft
+from heron.extract.images import make_thumbnail
+from heron.extract.registry import Registry, default_registry
 from heron.ingest.crawl import CrawlEntry, CrawlProblem, hidden_below, walk
 from heron.models.encoder import Encoder
 from heron.models.preprocess import model_rgb, normalize
 from heron.store.base import Store
 from heron.store.blobs import BlobStore
-from heron.understand.hashes import content_hash, content_hash_bytes
-from heron.understand.ocr import OcrEngine, OcrResult
+from heron.understand.hashes import content_hash, content_hash_bytes, unit_id
+from heron.understand.ocr import OcrEngine
 from heron.understand.terms import index_text
 from heron.util.paths import existing, on_disk, stored_text
 
 COMMIT_UNITS = 128  # units per store commit: a few inference batches
+TEXT_BATCH = 16  # passages per text-tower call
 COMMIT_RECORDS = 512  # catalog records per commit, for runs that mostly link or skip
-READ_WHOLE_FILE_BELOW = 64 * 1024 * 1024  # smaller files are read once for hash and decode
-BROWSER_FORMATS = frozenset({"jpeg", "png", "webp", "gif"})
+READ_WHOLE_FILE_BELOW = 64 * 1024 * 1024  # smaller files are read once for hash and extraction
+MAX_UNITS_PER_SOURCE = 20_000  # a bound on what one file may add (a 10,000-page PDF fits)
 # Crawl problems that concern one file (kept in the catalog as skipped); loops and duplicate
 # folder links concern folders and are only reported.
 FILE_PROBLEMS = frozenset({"broken_link", "unsupported", "unreadable"})
-# Files Heron recognises but cannot index yet: each gets a skipped-with-reason outcome, so a
-# user learns why a document or video in a photo folder was not found. `.jxl` goes through the
-# image decoder, which names the format it cannot read.
-NOT_YET_INDEXED = frozenset(
-    {".pdf", ".pptx", ".docx", ".md", ".txt", ".mp4", ".webm", ".mov", ".mkv", ".avi"}
-)
-CRAWLED_SUFFIXES = IMAGE_SUFFIXES | NOT_YET_INDEXED | {".jxl"}
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -80,38 +79,64 @@ class IndexReport:
     seen: int = 0
     unchanged: int = 0
     indexed: int = 0  # newly embedded units
+    sources: int = 0  # files whose content was extracted in this run
+    units_by_kind: dict[str, int] = field(default_factory=dict)  # of the newly embedded units
     linked: int = 0  # paths whose content was already stored (duplicates, touched files)
     skipped: int = 0
     removed: int = 0  # paths gone from disk, pruned
     problems: list[dict[str, str]] = field(default_factory=list)
     skipped_files: list[dict[str, str]] = field(default_factory=list)
+    incomplete: list[dict[str, str]] = field(default_factory=list)  # indexed in part, and why
     reconciled: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
-    def images_per_second(self) -> float:
+    def units_per_second(self) -> float:
         return self.indexed / self.seconds if self.seconds else 0.0
+
+    @property
+    def images_per_second(self) -> float:  # the name before documents had units
+        return self.units_per_second
 
     def to_dict(self) -> dict[str, object]:
         data = dict(self.__dict__)
-        data["images_per_second"] = round(self.images_per_second, 2)
+        data["units_per_second"] = round(self.units_per_second, 2)
+        data["images_per_second"] = data["units_per_second"]
         data["seconds"] = round(self.seconds, 3)
         return data
+
+
+@dataclass
+class _UnitWork:
+    """One unit on its way to the store: what to embed, and the rest of its row."""
+
+    id: str
+    source: str  # the source's content hash
+    path: str  # the source's path, as stored
+    bytes: int  # the source's size
+    modified_at: datetime
+    kind: str
+    locator: str
+    pointer: dict[str, Any]
+    text: str
+    embed: str  # "image": from `rgb`; "text": from `text`, as a passage
+    width: int
+    height: int
+    format: str
+    fields: dict[str, Any]
+    rgb: np.ndarray | None = None  # uint8 HWC at the model's input size
+    thumbnail: bytes | None = None
+    ocr_image: Image.Image | None = None  # kept only until the OCR stage has read it
 
 
 @dataclass
 class _Prepared:
     entry: CrawlEntry
     content_hash: str | None = None
-    rgb: np.ndarray | None = None  # uint8 HWC at the model's input size
-    thumbnail: bytes | None = None
-    width: int = 0
-    height: int = 0
-    format: str = ""
-    taken_at: str | None = None
-    reason: str | None = None
-    ocr: OcrResult | None = None
-    ocr_error: str | None = None
+    extractor: str = ""
+    units: list[_UnitWork] = field(default_factory=list)
+    reason: str | None = None  # the file is skipped, and why
+    note: str | None = None  # the file is indexed in part, and why
 
 
 ProgressCallback = Callable[[IndexProgress], None]
@@ -132,6 +157,10 @@ class Indexer:
         thumbnail_size: int = 256,
         max_image_pixels: int = 80_000_000,
         ocr: OcrEngine | None = None,
+        ocr_workers: int = 1,
+        pdf_passwords: Sequence[str] = (),
+        passage_chars: int = 1000,
+        extractors: Registry | None = None,
     ) -> None:
         self.catalog = catalog
         self.store = store
@@ -142,8 +171,20 @@ class Indexer:
         self.inference_workers = max(1, inference_workers)
         self.include_hidden = include_hidden
         self.thumbnail_size = thumbnail_size
-        self.max_image_pixels = max_image_pixels
         self.ocr = ocr
+        self.ocr_workers = max(1, ocr_workers)
+        self.extractors = extractors or default_registry()
+        side = encoder.image_spec.size
+        self.options = ExtractOptions(
+            image_side=side,
+            detail_side=ocr.detect_side if ocr is not None else side,
+            max_image_pixels=max_image_pixels,
+            thumbnail_side=thumbnail_size,
+            passage_chars=passage_chars,
+            passage_overlap=max(0, passage_chars // 7),
+            pdf_passwords=tuple(pdf_passwords),
+            ocr=ocr is not None,
+        )
 
     def run(
         self, roots: Sequence[Path], on_progress: ProgressCallback | None = None
@@ -171,7 +212,8 @@ class Indexer:
         seen: set[str] = set()
         todo: list[CrawlEntry] = []
         problems: list[FileRecord] = []
-        for item in walk(roots, include_hidden=self.include_hidden, suffixes=CRAWLED_SUFFIXES):
+        suffixes = self.extractors.suffixes()
+        for item in walk(roots, include_hidden=self.include_hidden, suffixes=suffixes):
             if isinstance(item, CrawlProblem):
                 key = stored_text(item.path)
                 report.problems.append({"path": key, "reason": stored_text(item.reason)})
@@ -214,16 +256,16 @@ class Indexer:
         on_progress: ProgressCallback | None,
         started: float,
     ) -> None:
-        """Decode (pool) → embed (inference pool) → commit (one writer thread), all overlapped.
+        """Extract (pool) → OCR (pool, when on) → embed (pool) → commit (one writer thread).
 
         Inference runs as parallel single-threaded calls rather than one multi-threaded call:
         on a few shared cores, intra-op threads stall at every layer's barrier whenever a decode
         thread holds a core, while independent calls just take turns. Several inference batches
         are committed together: each store commit has a fixed cost (measured 8 ms of CPU for 32
         rows, 12 ms for 128). The single writer keeps commits in submission order, so a
-        duplicate linked in a later batch is never committed before the unit it points at.
+        duplicate linked in a later batch is never committed before the units it points at.
         """
-        stored = self.store.ids()
+        known = self.catalog.indexed_hashes()  # after reconcile: their units are all stored
         previous = self.catalog.hashes_for(stored_text(entry.path) for entry in todo)
         batch = _Batch()
         group = _CommitGroup()
@@ -239,7 +281,6 @@ class Indexer:
             rows = inference.submit(self._rows, batch.units)
             embedding.append(rows)
             group.add(rows, batch)
-            stored.update(batch.unit_ids)
             batch = _Batch()
 
         def commit(writer: ThreadPoolExecutor) -> None:
@@ -250,15 +291,20 @@ class Indexer:
             committing.append(writer.submit(self._commit, group, tally))
             group = _CommitGroup()
 
+        ocr_threads = self.ocr_workers if self.ocr is not None else 1
         with (
-            ThreadPoolExecutor(self.decode_workers, thread_name_prefix="heron-decode") as pool,
+            ThreadPoolExecutor(self.decode_workers, thread_name_prefix="heron-extract") as pool,
+            ThreadPoolExecutor(ocr_threads, thread_name_prefix="heron-ocr") as ocr_pool,
             ThreadPoolExecutor(self.inference_workers, thread_name_prefix="heron-embed") as infer,
             ThreadPoolExecutor(1, thread_name_prefix="heron-commit") as writer,
         ):
             window = self.batch_size * 3
-            for prepared in _bounded_map(pool, lambda e: self._prepare(e, stored), todo, window):
+            prepared_files = _bounded_map(pool, lambda e: self._prepare(e, known), todo, window)
+            if self.ocr is not None:
+                prepared_files = _bounded_map(ocr_pool, self._read_text, prepared_files, window)
+            for prepared in prepared_files:
                 done += 1
-                self._route(prepared, batch, stored)
+                self._route(prepared, batch, known)
                 if len(batch.units) >= self.batch_size or len(batch.records) >= COMMIT_RECORDS:
                     embed(infer)
                 if group.units >= COMMIT_UNITS or len(group.records) >= COMMIT_RECORDS:
@@ -270,161 +316,220 @@ class Indexer:
         replaced = {h for p, h in previous.items() if h} - self.catalog.indexed_hashes()
         drop_unreferenced(self.catalog, self.store, self.thumbnails, replaced)
 
-    def _prepare(self, entry: CrawlEntry, stored: set[str]) -> _Prepared:
+    def _prepare(self, entry: CrawlEntry, known: set[str]) -> _Prepared:
+        """Read and hash the file; unless its content is stored already, extract its units."""
         prepared = _Prepared(entry=entry)
-        suffix = entry.path.suffix.lower()
-        if suffix in NOT_YET_INDEXED:
-            prepared.reason = f"{suffix} files are not indexed yet (this version indexes images)"
-            return prepared
         try:
-            decoded = self._decode_unless_stored(prepared, stored)
-            if decoded is None:
-                return prepared  # same bytes already embedded: link this path, decode nothing
-            prepared.rgb = model_rgb(decoded.image, self.encoder.image_spec)
-            if _needs_thumbnail(decoded, self.thumbnail_size):
-                prepared.thumbnail = make_thumbnail(decoded.image, self.thumbnail_size)
-            prepared.width, prepared.height = decoded.width, decoded.height
-            prepared.format = decoded.format
-            if decoded.exif_datetime is not None:
-                prepared.taken_at = decoded.exif_datetime.isoformat()
-            self._read_text(prepared, decoded)
+            source = Source.from_path(entry.path, READ_WHOLE_FILE_BELOW)
+            if source.data is not None:
+                prepared.content_hash = content_hash_bytes(source.data)
+            else:
+                prepared.content_hash = content_hash(entry.path)
+            if prepared.content_hash in known:
+                return prepared  # same bytes already indexed: link this path, extract nothing
+            self._extract(source, prepared)
         except SkipFile as exc:
             prepared.reason = str(exc)
         except OSError as exc:
             prepared.reason = f"cannot read file: {exc.strerror or exc}"
-        except Exception as exc:  # a decoder bug must cost one file, never the run
-            prepared.reason = f"unexpected error while decoding: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # an extractor bug must cost one file, never the run
+            prepared.reason = f"unexpected error while extracting: {type(exc).__name__}: {exc}"
+        if prepared.reason is not None:
+            prepared.units = []
         return prepared
 
-    def _read_text(self, prepared: _Prepared, decoded: DecodedImage) -> None:
-        """OCR, when this run reads text in pictures; a failure costs the text, not the file."""
-        if self.ocr is None:
-            return
+    def _extract(self, source: Source, prepared: _Prepared) -> None:
+        extractor = self.extractors.for_source(source)
+        if extractor is None:
+            raise SkipFile(f"no extractor reads {source.suffix or 'this'} files")
+        prepared.extractor = extractor.name
+        assert prepared.content_hash is not None
+        seen: set[str] = set()
         try:
-            prepared.ocr = self.ocr.read(decoded.image)
-        except Exception as exc:  # an OCR bug on one picture must not skip it
-            prepared.ocr_error = f"{type(exc).__name__}: {exc}"
+            for draft in extractor.extract(source, self.options):
+                work = self._unit(draft, prepared, first=not prepared.units)
+                if work.id in seen:
+                    continue  # an extractor that repeats a locator keeps its first unit
+                seen.add(work.id)
+                prepared.units.append(work)
+                if len(prepared.units) >= MAX_UNITS_PER_SOURCE:
+                    limit = f"stopped at {MAX_UNITS_PER_SOURCE} units"
+                    prepared.note = f"{limit}: the rest of this file is not indexed"
+                    break
+        except IncompleteSource as exc:
+            prepared.note = exc.reason
+        if not prepared.units:
+            raise SkipFile(prepared.note or f"nothing to index in this {extractor.name} file")
 
-    def _decode_unless_stored(self, prepared: _Prepared, stored: set[str]) -> DecodedImage | None:
-        """Hash the file and, unless its content is stored already, decode it (one read)."""
-        path = prepared.entry.path
-        spec = self.encoder.image_spec
-        # Draft decoding reads a JPEG at a fraction of its size, no smaller than asked for:
-        # the model's input, or with OCR the side the text detector works at.
-        target = max(spec.size, self.ocr.detect_side) if self.ocr is not None else spec.size
-        if prepared.entry.size > READ_WHOLE_FILE_BELOW:
-            prepared.content_hash = content_hash(path)
-            if prepared.content_hash in stored:
-                return None
-            return decode_image(path, target_size=target, max_pixels=self.max_image_pixels)
-        data = path.read_bytes()
-        prepared.content_hash = content_hash_bytes(data)
-        if prepared.content_hash in stored:
-            return None
-        return decode_image_bytes(data, target_size=target, max_pixels=self.max_image_pixels)
+    def _unit(self, draft: UnitDraft, prepared: _Prepared, first: bool) -> _UnitWork:
+        """A draft as the pipeline keeps it: pixels at the model's size, a thumbnail, text."""
+        assert prepared.content_hash is not None
+        image = draft.image.convert("RGB") if draft.image is not None else None
+        embed = draft.embed if image is not None else "text"
+        text = draft.text
+        if draft.kind == "image" or (first and draft.kind != "passage"):
+            # The file name's words, so `IMG_beach-sunset.jpg` is found by 'beach sunset'.
+            text = "\n".join(t for t in (searchable_name(prepared.entry.path), text) if t)
+        if embed == "text" and not text.strip():
+            raise SkipFile(f"the extractor gave a {draft.kind} unit with neither pixels nor text")
+        entry = prepared.entry
+        work = _UnitWork(
+            id=unit_id(prepared.content_hash, draft.locator),
+            source=prepared.content_hash,
+            path=stored_text(entry.path),
+            bytes=entry.size,
+            modified_at=datetime.fromtimestamp(entry.mtime_ns / 1e9, UTC),
+            kind=draft.kind,
+            locator=draft.locator,
+            pointer=dict(draft.pointer),
+            text=text,
+            embed=embed,
+            width=draft.width,
+            height=draft.height,
+            format=draft.format,
+            fields=dict(draft.fields),
+        )
+        if image is not None:
+            if embed == "image":
+                work.rgb = model_rgb(image, self.encoder.image_spec)
+            if draft.thumbnail == "make":
+                work.thumbnail = make_thumbnail(image, self.thumbnail_size)
+            if self.ocr is not None and draft.read_text:
+                work.ocr_image = image
+        return work
 
-    def _route(self, prepared: _Prepared, batch: _Batch, stored: set[str]) -> None:
+    def _read_text(self, prepared: _Prepared) -> _Prepared:
+        """The OCR stage: text read in a unit's pixels joins its text; lines with boxes go to
+        its extra. A failure costs that unit its text, never the unit."""
+        assert self.ocr is not None
+        for work in prepared.units:
+            image, work.ocr_image = work.ocr_image, None
+            if image is None:
+                continue
+            try:
+                result = self.ocr.read(image)
+            except Exception as exc:  # an OCR bug on one picture must not skip it
+                work.fields["ocr_error"] = f"{type(exc).__name__}: {exc}"
+                continue
+            if result.lines:
+                work.text = f"{work.text}\n{result.text}" if work.text else result.text
+                work.fields["ocr"] = [line.to_dict() for line in result.lines]
+        return prepared
+
+    def _route(self, prepared: _Prepared, batch: _Batch, known: set[str]) -> None:
         entry = prepared.entry
         if prepared.reason is not None:
             reason = stored_text(prepared.reason)
             batch.skipped_files.append({"path": stored_text(entry.path), "reason": reason})
-            batch.records.append(_file_record(entry, SKIPPED, None, reason))
+            batch.records.append(_file_record(entry, SKIPPED, None, reason, prepared.extractor))
             return
-        assert prepared.content_hash is not None
-        record = _file_record(entry, INDEXED, prepared.content_hash, None)
-        batch.records.append(record)
-        already = prepared.content_hash in stored or prepared.content_hash in batch.unit_ids
-        if already or prepared.rgb is None:
+        content = prepared.content_hash
+        assert content is not None
+        note = stored_text(prepared.note) if prepared.note else None
+        batch.records.append(_file_record(entry, INDEXED, content, note, prepared.extractor))
+        if content in known or not prepared.units:
             batch.linked += 1
             return
-        batch.units.append(prepared)
-        batch.unit_ids.add(prepared.content_hash)
+        known.add(content)
+        batch.units.extend(prepared.units)
+        batch.sources[content] = [UnitRecord(u.id, u.kind, u.locator) for u in prepared.units]
+        if note is not None:
+            batch.incomplete.append({"path": stored_text(entry.path), "reason": note})
 
     def _commit(self, group: _CommitGroup, tally: _Tally) -> None:
         for unit in group.thumbnailed:
-            assert unit.content_hash is not None and unit.thumbnail is not None
-            self.thumbnails.write(unit.content_hash, unit.thumbnail)
+            assert unit.thumbnail is not None
+            self.thumbnails.write(unit.id, unit.thumbnail)
         rows = [row for batch_rows in group.rows for row in batch_rows.result()]
         if rows:
             # Every id here is new: reconcile() left the store holding exactly the catalog's
-            # units, the index lock excludes other writers, and `stored` filtered the rest.
+            # units, the index lock excludes other writers, and `known` filtered the rest.
             self.store.insert_new(rows)
-        if group.records:
-            self.catalog.save(group.records)
+        if group.records or group.sources:
+            self.catalog.save(group.records, group.sources)
         tally.committed(group)
 
-    def _rows(self, units: list[_Prepared]) -> list[dict[str, object]]:
+    def _rows(self, units: list[_UnitWork]) -> list[dict[str, object]]:
         if not units:
             return []
-        rgb = np.stack([u.rgb for u in units])
-        for unit in units:
-            unit.rgb = None  # the batch holds the pixels now; free them as soon as it is done
-        vectors = self.encoder.embed_pixels(normalize(rgb, self.encoder.image_spec))
-        del rgb
+        vectors = np.zeros((len(units), self.encoder.dim), dtype=np.float32)
+        pictures = [i for i, u in enumerate(units) if u.embed == "image"]
+        for chunk in _chunks(pictures, self.batch_size):
+            rgb = np.stack([units[i].rgb for i in chunk])
+            for i in chunk:
+                units[i].rgb = None  # the batch holds the pixels now; free them when it is done
+            vectors[chunk] = self.encoder.embed_pixels(normalize(rgb, self.encoder.image_spec))
+            del rgb
+        # Passages run to the text tower's whole context: batches of similar length pad little,
+        # and small ones keep the attention's [batch, heads, tokens, tokens] tensors small.
+        texts = sorted(
+            (i for i, u in enumerate(units) if u.embed == "text"), key=lambda i: len(units[i].text)
+        )
+        for chunk in _chunks(texts, TEXT_BATCH):
+            passages = [units[i].text for i in chunk]
+            vectors[chunk] = self.encoder.embed_texts(passages, role="passage")
         now = datetime.now(UTC)
-        rows = []
-        for unit, vector in zip(units, vectors, strict=True):
-            assert unit.content_hash is not None
-            thumbnail = ""
-            if unit.thumbnail is not None:
-                thumbnail = self.thumbnails.relative_path(unit.content_hash)
-            extra: dict[str, object] = {"taken_at": unit.taken_at} if unit.taken_at else {}
-            text = searchable_name(unit.entry.path)
-            if unit.ocr is not None and unit.ocr.lines:
-                text = f"{text}\n{unit.ocr.text}"
-                extra["ocr"] = [line.to_dict() for line in unit.ocr.lines]
-            if unit.ocr_error is not None:
-                extra["ocr_error"] = unit.ocr_error
-            rows.append(
-                {
-                    "id": unit.content_hash,
-                    "vector": vector,
-                    "model": self.encoder.stamp,
-                    "kind": "image",
-                    "path": stored_text(unit.entry.path),
-                    "text": text,
-                    "terms": index_text(text),
-                    "width": unit.width,
-                    "height": unit.height,
-                    "bytes": unit.entry.size,
-                    "format": unit.format,
-                    "modified_at": datetime.fromtimestamp(unit.entry.mtime_ns / 1e9, UTC),
-                    "indexed_at": now,
-                    "thumbnail": thumbnail,
-                    "extra": json.dumps(extra),
-                }
-            )
-        return rows
+        return [self._row(unit, vector, now) for unit, vector in zip(units, vectors, strict=True)]
+
+    def _row(self, unit: _UnitWork, vector: np.ndarray, now: datetime) -> dict[str, object]:
+        thumbnail = self.thumbnails.relative_path(unit.id) if unit.thumbnail is not None else ""
+        return {
+            "id": unit.id,
+            "vector": vector,
+            "model": self.encoder.stamp,
+            "kind": unit.kind,
+            "path": unit.path,
+            "source": unit.source,
+            "locator": unit.locator,
+            "pointer": json.dumps(unit.pointer, ensure_ascii=False),
+            "text": unit.text,
+            "terms": index_text(unit.text),
+            "width": unit.width,
+            "height": unit.height,
+            "bytes": unit.bytes,
+            "format": unit.format,
+            "modified_at": unit.modified_at,
+            "indexed_at": now,
+            "thumbnail": thumbnail,
+            "extra": json.dumps(unit.fields, ensure_ascii=False),
+        }
 
 
 @dataclass
 class _CommitGroup:
-    """Inference batches committed together: their rows, thumbnails and catalog records."""
+    """Whole sources committed together: their rows, thumbnails, unit lists and file records."""
 
     rows: list[Future[list[dict[str, object]]]] = field(default_factory=list)
-    thumbnailed: list[_Prepared] = field(default_factory=list)
+    thumbnailed: list[_UnitWork] = field(default_factory=list)
     records: list[FileRecord] = field(default_factory=list)
+    sources: dict[str, list[UnitRecord]] = field(default_factory=dict)
     units: int = 0
+    units_by_kind: Counter[str] = field(default_factory=Counter)
     linked: int = 0
     skipped_files: list[dict[str, str]] = field(default_factory=list)
+    incomplete: list[dict[str, str]] = field(default_factory=list)
     done: int = 0  # files routed when the group was closed
 
     def add(self, rows: Future[list[dict[str, object]]], batch: _Batch) -> None:
         self.rows.append(rows)
         self.thumbnailed.extend(u for u in batch.units if u.thumbnail is not None)
         self.records.extend(batch.records)
+        self.sources.update(batch.sources)
         self.units += len(batch.units)
+        self.units_by_kind.update(u.kind for u in batch.units)
         self.linked += batch.linked
         self.skipped_files.extend(batch.skipped_files)
+        self.incomplete.extend(batch.incomplete)
 
 
 @dataclass
 class _Batch:
-    units: list[_Prepared] = field(default_factory=list)
-    unit_ids: set[str] = field(default_factory=set)
+    units: list[_UnitWork] = field(default_factory=list)
+    sources: dict[str, list[UnitRecord]] = field(default_factory=dict)
     records: list[FileRecord] = field(default_factory=list)
     linked: int = 0
     skipped_files: list[dict[str, str]] = field(default_factory=list)
+    incomplete: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -443,9 +548,13 @@ class _Tally:
     def committed(self, group: _CommitGroup) -> None:
         report = self.report
         report.indexed += group.units
+        report.sources += len(group.sources)
+        for kind, count in group.units_by_kind.items():
+            report.units_by_kind[kind] = report.units_by_kind.get(kind, 0) + count
         report.linked += group.linked
         report.skipped += len(group.skipped_files)
         report.skipped_files.extend(group.skipped_files)
+        report.incomplete.extend(group.incomplete)
         if self.on_progress is not None:
             self.on_progress(
                 IndexProgress(
@@ -460,29 +569,42 @@ class _Tally:
 
 
 def reconcile(catalog: Catalog, store: Store, thumbnails: BlobStore) -> dict[str, int]:
-    """Make the store and the catalog agree after a crash between their two commits."""
+    """Make the store and the catalog agree after a crash between their two commits.
+
+    Store rows no indexed source lists are dropped (a source whose commit did not land). A
+    source missing any of its units is re-queued whole, and its surviving units are dropped
+    with it, so the next run extracts it again into exactly its units.
+    """
     stored = store.ids()
-    referenced = catalog.indexed_hashes()
+    referenced = catalog.unit_ids()
     orphans = stored - referenced
     missing = referenced - stored
+    requeued = 0
+    if missing:
+        sources = catalog.sources_of(missing)
+        orphans |= catalog.unit_ids(sources) & stored
+        requeued = catalog.requeue(sources)
     if orphans:
         store.delete(sorted(orphans))
         thumbnails.delete(orphans)
-    requeued = catalog.requeue(missing) if missing else 0
     return {"orphan_units_removed": len(orphans), "files_requeued": requeued}
 
 
 def drop_unreferenced(
     catalog: Catalog, store: Store, thumbnails: BlobStore, candidates: set[str]
 ) -> int:
-    """Delete the stored units among `candidates` that no catalog path points at any more."""
+    """Delete the units of the contents among `candidates` (content hashes) that no indexed
+    path holds any more; returns how many units went."""
     if not candidates:
         return 0
     still_used = catalog.paths_for(candidates).keys()
-    drop = sorted(candidates - set(still_used))
-    if drop:
-        store.delete(drop)
-        thumbnails.delete(drop)
+    gone = candidates - set(still_used)
+    if not gone:
+        return 0
+    drop = sorted(catalog.unit_ids(gone) | gone)  # | gone: a photo's one unit id is its hash
+    store.delete(drop)
+    thumbnails.delete(drop)
+    catalog.forget_units(gone)
     return len(drop)
 
 
@@ -502,12 +624,6 @@ def searchable_name(path: Path) -> str:
     return " ".join(stem.split())
 
 
-def _needs_thumbnail(decoded: DecodedImage, max_side: int) -> bool:
-    """An original already thumbnail-sized, in a format browsers show, is its own thumbnail."""
-    small = max(decoded.width, decoded.height) <= max_side
-    return not (small and decoded.format in BROWSER_FORMATS)
-
-
 def _unchanged(record: FileRecord, entry: CrawlEntry) -> bool:
     return (
         record.status in (INDEXED, SKIPPED)
@@ -517,7 +633,7 @@ def _unchanged(record: FileRecord, entry: CrawlEntry) -> bool:
 
 
 def _file_record(
-    entry: CrawlEntry, status: str, content_hash: str | None, reason: str | None
+    entry: CrawlEntry, status: str, content_hash: str | None, reason: str | None, kind: str
 ) -> FileRecord:
     return FileRecord(
         path=stored_text(entry.path),
@@ -526,6 +642,7 @@ def _file_record(
         status=status,
         content_hash=content_hash,
         reason=reason,
+        kind=kind,
     )
 
 
@@ -536,17 +653,20 @@ def _problem_record(problem: CrawlProblem) -> FileRecord:
         mtime_ns=0,
         status=SKIPPED,
         reason=stored_text(problem.reason),
+        kind="",
     )
 
 
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 def _bounded_map(
-    pool: ThreadPoolExecutor,
-    fn: Callable[[CrawlEntry], _Prepared],
-    items: list[CrawlEntry],
-    window: int,
-) -> Iterator[_Prepared]:
+    pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterable[T], window: int
+) -> Iterator[R]:
     """Like pool.map, in order, but never more than `window` items in flight."""
-    pending: deque[Future[_Prepared]] = deque()
+    pending: deque[Future[R]] = deque()
     iterator = iter(items)
     for item in iterator:
         pending.append(pool.submit(fn, item))
@@ -554,10 +674,13 @@ def _bounded_map(
             break
     while pending:
         result = pending.popleft().result()
-        next_item = next(iterator, None)
-        if next_item is not None:
+        next_item = next(iterator, _END)
+        if next_item is not _END:
             pending.append(pool.submit(fn, next_item))
         yield result
+
+
+_END: Any = object()
 
 
 def _summary(report: IndexReport) -> dict[str, int]:
@@ -565,6 +688,7 @@ def _summary(report: IndexReport) -> dict[str, int]:
         "seen": report.seen,
         "unchanged": report.unchanged,
         "indexed": report.indexed,
+        "sources": report.sources,
         "linked": report.linked,
         "skipped": report.skipped,
         "removed": report.removed,

@@ -59,9 +59,12 @@ class SearchHit:
     format: str
     model: str
     modified_at: datetime | None = None
-    thumbnail: str | None = None  # a WebP thumbnail, or the original when it is small already
-    paths: list[str] = field(default_factory=list)  # every indexed path with this content
+    thumbnail: str | None = None  # a WebP thumbnail, the original when small already, or None
+    paths: list[str] = field(default_factory=list)  # every indexed path of the unit's source
     excerpt: str = ""  # the start of the unit's searchable text
+    locator: str = ""  # where in its source: "" (the whole file), "page=3", "t=42.000" ...
+    pointer: dict[str, Any] = field(default_factory=dict)  # page, slide, box, time, start/end
+    source: str = ""  # the source's content hash: every unit of one document shares it
 
     def to_dict(self) -> dict[str, object]:
         data = dict(self.__dict__)
@@ -75,7 +78,7 @@ class Unit:
     """Everything stored about one unit (what `Heron.get` returns); no vector."""
 
     id: str
-    path: str  # the first indexed path with this content
+    path: str  # the first indexed path of the unit's source
     kind: str
     width: int
     height: int
@@ -88,6 +91,9 @@ class Unit:
     thumbnail: str | None
     paths: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    locator: str = ""
+    pointer: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
 
     def to_dict(self) -> dict[str, object]:
         data = dict(self.__dict__)
@@ -184,7 +190,7 @@ class Searcher:
         hits = self.store.search(vector, k, self._scope(where))
         if min_score is not None:
             hits = [hit for hit in hits if hit.score >= min_score]
-        paths = self.catalog.paths_for(hit.id for hit in hits)
+        paths = self.catalog.paths_for_units(hit.id for hit in hits)
         return [self._hit(hit, paths.get(hit.id, [])) for hit in hits]
 
     def keyword(self, query: str, k: int = 10, where: Filter | None = None) -> list[SearchHit]:
@@ -196,7 +202,7 @@ class Searcher:
         if not phrase:
             raise QueryError("the keyword query has no letters or digits to look for")
         hits = self.store.keyword_search(phrase, k, where)
-        paths = self.catalog.paths_for(hit.id for hit in hits)
+        paths = self.catalog.paths_for_units(hit.id for hit in hits)
         return [self._hit(hit, paths.get(hit.id, [])) for hit in hits]
 
     def get(self, unit_id: str) -> Unit | None:
@@ -210,7 +216,7 @@ class Searcher:
             text=str(row["text"] or ""),
             indexed_at=row.get("indexed_at"),
             extra=json.loads(row["extra"] or "{}"),
-            **self._described(row, self.catalog.paths_for([unit_id]).get(unit_id, [])),
+            **self._described(row, self.catalog.paths_for_units([unit_id]).get(unit_id, [])),
         )
 
     def _hit(self, hit: StoreHit, paths: list[str]) -> SearchHit:
@@ -220,20 +226,27 @@ class Searcher:
         )
 
     def _described(self, row: dict[str, Any], paths: list[str]) -> dict[str, Any]:
-        """The fields a hit and a unit share, with every path that holds this content."""
+        """The fields a hit and a unit share, with every path that holds its source."""
         path = paths[0] if paths else str(row["path"])
-        # An empty thumbnail means the original is small enough to be shown as it is.
-        thumbnail = row.get("thumbnail")
+        kind = str(row["kind"])
+        thumbnail: str | None = row.get("thumbnail") or None
+        if thumbnail is not None:
+            thumbnail = str(self.thumbnails_dir / thumbnail)
+        elif kind == "image":
+            thumbnail = path  # the original is small enough to be shown as it is
         return {
             "path": path,
             "paths": paths,
-            "kind": str(row["kind"]),
+            "kind": kind,
             "width": int(row["width"]),
             "height": int(row["height"]),
             "format": str(row["format"]),
             "model": str(row["model"]),
             "modified_at": row.get("modified_at"),
-            "thumbnail": str(self.thumbnails_dir / thumbnail) if thumbnail else path,
+            "thumbnail": thumbnail,
+            "locator": str(row.get("locator") or ""),
+            "pointer": json.loads(row.get("pointer") or "{}"),
+            "source": str(row.get("source") or row["id"]),
         }
 
 

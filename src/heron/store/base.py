@@ -20,11 +20,14 @@ from heron.store.filters import ColumnType, Filter
 
 UNIT_COLUMNS: Mapping[str, ColumnType] = MappingProxyType(
     {
-        "id": "string",  # primary key: the unit's content hash
+        "id": "string",  # primary key: heron.understand.hashes.unit_id(source, locator)
         "vector": "vector",  # float32[dim], L2-normalised
         "model": "string",  # model stamp, e.g. "heron-lite@1.0"
-        "kind": "string",  # image | page | figure | slide | frame | text ...
-        "path": "string",
+        "kind": "string",  # image | page | figure | slide | frame | passage
+        "path": "string",  # the source file (its first indexed path)
+        "source": "string",  # the source's content hash; "" in stores older than documents
+        "locator": "string",  # where in the source: "" (whole file), "page=3", "t=42.000" ...
+        "pointer": "string",  # JSON: page, slide, box, time, start/end ... (heron.extract.base)
         "text": "string",  # searchable text: OCR, caption, chunk, file name, keywords
         "terms": "string",  # `text` cut into keyword-search terms (heron.understand.terms)
         "width": "int32",
@@ -44,6 +47,9 @@ UNIT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {
         "kind": "",
         "path": "",
+        "source": "",
+        "locator": "",
+        "pointer": "{}",
         "text": "",
         "terms": "",
         "width": 0,
@@ -153,7 +159,7 @@ def _coerce(name: str, ctype: ColumnType, value: Any, dim: int) -> Any:
         return check_vector(value, dim, what=f"vector of {name!r}")
     if ctype == "timestamp":
         return to_utc(value, name)
-    if name == "extra" and isinstance(value, Mapping):
+    if name in ("extra", "pointer") and isinstance(value, Mapping):
         return json.dumps(value, sort_keys=True, ensure_ascii=False)
     if ctype == "string":
         if not isinstance(value, str):

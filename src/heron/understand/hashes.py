@@ -1,4 +1,10 @@
-"""Content hashes: a unit id is the BLAKE2b-128 of the file bytes, so identical files share one."""
+"""Content hashes and unit ids.
+
+A source's content hash is the BLAKE2b-128 of its bytes, so identical files share their units. A
+unit id is derived from that hash and the unit's locator inside the source ("page=3"): stable
+across runs, different for every unit, and for the whole-file unit of a photo (locator "") the
+content hash itself, as it was before documents had several units.
+"""
 
 from __future__ import annotations
 
@@ -23,3 +29,11 @@ def content_hash(path: Path | str) -> str:
 def content_hash_bytes(data: bytes | bytearray | memoryview) -> str:
     """Hex BLAKE2b-128 of in-memory bytes; equals `content_hash` of a file holding them."""
     return hashlib.blake2b(data, digest_size=_DIGEST_BYTES).hexdigest()
+
+
+def unit_id(source_hash: str, locator: str = "") -> str:
+    """The id of the unit at `locator` in the content `source_hash`."""
+    if not locator:
+        return source_hash
+    key = f"{source_hash}#{locator}".encode()
+    return hashlib.blake2b(key, digest_size=_DIGEST_BYTES).hexdigest()
