@@ -162,10 +162,12 @@ def test_a_long_cjk_path_folds_whole_characters_in_a_narrow_terminal(
     screen = io.StringIO()
     console = Console(file=screen, width=44, force_terminal=True, color_system=None)
     monkeypatch.setattr(cli, "out", console)
-    hit = SimpleNamespace(path=path, paths=[path], score=0.5, width=375, height=500)
+    hit = SimpleNamespace(
+        path=path, paths=[path], score=0.5, width=375, height=500, kind="image", pointer={}
+    )
     cli._render_hits([hit], 12.0)
     rows = _table_rows(screen.getvalue())
     assert len(rows) > 1 and len({cell_len(row) for row in rows}) == 1
     assert all(cell_len(row) <= 44 for row in rows)
-    folded = "".join(row.split("│")[2].strip() for row in rows)
+    folded = "".join(row.split("│")[3].strip() for row in rows)  # #, score, kind, path
     assert folded.replace(" ", "") == path.replace(" ", "")  # all there, in order, none cut

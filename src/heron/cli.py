@@ -275,6 +275,9 @@ def _render_index_report(report) -> None:  # type: ignore[no-untyped-def]
         f"{report.linked} duplicates linked, {report.unchanged} unchanged, "
         f"{report.skipped} skipped, {report.removed} removed"
     )
+    if report.ignored:
+        kinds = ", ".join(f"{n} {suffix}" for suffix, n in report.ignored.items())
+        _line(f"  [dim]ignored (no extractor reads these types): {escape(kinds)}[/dim]")
     for item in report.incomplete:
         _file_line("  partial", item["path"], item["reason"])
     for item in report.skipped_files:
@@ -405,7 +408,7 @@ def _render_hits(hits, took_ms: float) -> None:  # type: ignore[no-untyped-def]
 
 def _where(hit) -> str:  # type: ignore[no-untyped-def]
     """Where in its source a hit is: "page 3", "slide 12", "00:00:42.000", or its size."""
-    pointer = getattr(hit, "pointer", {})
+    pointer = hit.pointer
     if "timecode" in pointer:
         return str(pointer["timecode"])
     parts = []
@@ -415,7 +418,7 @@ def _where(hit) -> str:  # type: ignore[no-untyped-def]
         parts.append(f"slide {pointer['slide']}")
     if "chunk" in pointer:
         parts.append(f"passage {pointer['chunk'] + 1}")
-    elif getattr(hit, "kind", "") == "figure":
+    elif hit.kind == "figure":
         parts.append("figure")
     if parts:
         return ", ".join(parts)
@@ -482,15 +485,20 @@ def errors(
     limit: Annotated[int | None, typer.Option(help="Show at most this many.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Files that were skipped, with the reason."""
+    """Files that were skipped, or indexed only in part, with the reason."""
+    from heron.library import INDEXED
+
     with _errors(), _heron() as heron:
         records = heron.errors(limit)
         if as_json:
             _print_json([{"path": r.path, "status": r.status, "reason": r.reason} for r in records])
             return
+        partial = [r for r in records if r.status == INDEXED]
         for record in records:
-            _file_line(record.status, record.path, record.reason)
-        out.print(f"{len(records)} file(s) not indexed")
+            label = "partial" if record.status == INDEXED else record.status
+            _file_line(label, record.path, record.reason)
+        summary = f"{len(records) - len(partial)} file(s) not indexed"
+        out.print(summary + (f", {len(partial)} indexed in part" if partial else ""))
 
 
 @app.command()

@@ -47,6 +47,7 @@ class Settings:
     inference_workers: int = 0  # parallel single-threaded inference calls when indexing; 0: cores
     include_hidden: bool = False
     ocr: bool = False  # read text inside pictures while indexing (the `ocr` extra; ~20 images/s)
+    ocr_scans: bool = True  # read scanned pages (no text layer) even without `ocr`, if installed
     ocr_workers: int = 0  # parallel OCR calls while indexing; 0: one per two cores, at least 1
     pdf_passwords: tuple[str, ...] = ()  # tried in order on encrypted PDFs
     passage_chars: int = 1000  # length of the text passages documents are cut into

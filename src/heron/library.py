@@ -151,7 +151,9 @@ class Heron:
 
         `include_hidden` (default: the `include_hidden` setting) also indexes dot-files/folders;
         `ocr` (default: the `ocr` setting) reads the text in pictures into their searchable text
-        (files indexed before keep theirs until they change, or `reindex`).
+        (files indexed before keep theirs until they change, or `reindex`). Without it, scanned
+        pages (no text layer) are still read when the OCR engine is installed (the `ocr_scans`
+        setting); `ocr=False` reads nothing.
         """
         with exclusive_lock(self.data_dir / "index.lock", f"an index run on {self.data_dir}"):
             self._bind_model()
@@ -170,19 +172,23 @@ class Heron:
                 ),
                 thumbnail_size=self.settings.thumbnail_size,
                 max_image_pixels=self.settings.max_image_pixels,
-                ocr=self._ocr_engine(self.settings.ocr if ocr is None else ocr),
+                **self._ocr(ocr),
                 ocr_workers=self.settings.ocr_workers or max(1, cores // 2),
                 pdf_passwords=self.settings.pdf_passwords,
                 passage_chars=self.settings.passage_chars,
             )
             return indexer.run([Path(p) for p in paths], on_progress)
 
-    def _ocr_engine(self, wanted: bool) -> OcrEngine | None:
-        if not wanted:
-            return None
-        engine = OcrEngine(threads=1)  # beside inference: one core's worth
-        engine.check()
-        return engine
+    def _ocr(self, ocr: bool | None) -> dict[str, Any]:
+        """The Indexer's OCR arguments: every picture, scanned pages only, or nothing."""
+        wanted = self.settings.ocr if ocr is None else ocr
+        if wanted:
+            engine = OcrEngine(threads=1)  # one core's worth per OCR worker, beside inference
+            engine.check()  # a missing engine fails before the run, not in its middle
+            return {"ocr": engine}
+        if ocr is None and self.settings.ocr_scans and OcrEngine.installed():
+            return {"ocr": OcrEngine(threads=1), "ocr_scans_only": True}  # loads if a scan comes
+        return {"ocr": None}
 
     def _bind_model(self) -> None:
         bound = self.catalog.get_meta("model")
@@ -315,7 +321,8 @@ class Heron:
         )
 
     def errors(self, limit: int | None = None) -> list[FileRecord]:
-        """Files that are not indexed, with the reason."""
+        """Files that are not indexed, and files indexed in part (status `indexed`), with the
+        reason."""
         return self.catalog.skipped(limit)
 
     def evaluate(
@@ -342,11 +349,22 @@ class Heron:
         ranked = searcher.rank_many(
             vectors, k, lambda done: report_progress(EvalProgress("ranking", done, len(vectors)))
         )
+        ranked = self._as_sources(ranked)
         pairs = zip(ranked, (relevant for _, relevant in answerable), strict=True)
         report = summarise(list(pairs))
         report.skipped_queries = len(queries) - len(answerable)
         report.missing_relevant = sorted(relevant_paths - hash_of.keys())
         return report
+
+    def _as_sources(self, ranked: list[list[str]]) -> list[list[str]]:
+        """Ranked unit ids as ranked source files (content hashes, first hit of each kept):
+        relevance is judged per file, and a PDF's pages and passages are one file."""
+        source_of = self.catalog.source_map({uid for ids in ranked for uid in ids})
+        result = []
+        for ids in ranked:
+            sources = [source_of.get(uid, uid) for uid in ids]
+            result.append(list(dict.fromkeys(sources)))
+        return result
 
     def _query_vectors(
         self,

@@ -280,6 +280,17 @@ class Catalog:
                 found.update(unit_id for (unit_id,) in conn.execute(query))
             return found
 
+    def source_map(self, unit_ids: Iterable[str]) -> dict[str, str]:
+        """The content hash each of these units comes from (a photo's unit id is its own)."""
+        found: dict[str, str] = {}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(list(unit_ids), 500):
+                query = select(units_table.c.unit_id, units_table.c.source_hash).where(
+                    units_table.c.unit_id.in_(chunk)
+                )
+                found.update(dict(conn.execute(query).all()))
+        return found
+
     def sources_of(self, unit_ids: Iterable[str]) -> set[str]:
         """The content hashes that yield these units."""
         found: set[str] = set()
@@ -353,9 +364,10 @@ class Catalog:
         return len(self.unit_ids())
 
     def skipped(self, limit: int | None = None) -> list[FileRecord]:
+        """Files not indexed, and files indexed in part (status indexed, with a reason)."""
         query = (
             select(files_table)
-            .where(files_table.c.status != INDEXED)
+            .where((files_table.c.status != INDEXED) | files_table.c.reason.is_not(None))
             .order_by(files_table.c.path)
             .limit(limit)
         )

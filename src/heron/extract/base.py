@@ -97,7 +97,8 @@ class ExtractOptions:
     passage_overlap: int = 150  # characters a passage repeats from the one before
     min_figure_side: int = 96  # embedded pictures smaller than this (px) are decoration
     pdf_passwords: tuple[str, ...] = ()  # tried in order on an encrypted PDF
-    ocr: bool = False  # this run reads text in pictures (extractors may render larger for it)
+    ocr: bool = False  # this run reads text in every picture (extractors render larger for it)
+    ocr_scans: bool = False  # this run reads text in scanned pages (units marked `scanned`)
 
     @property
     def render_side(self) -> int:
@@ -129,6 +130,7 @@ class UnitDraft:
     format: str = ""  # the source's format: jpeg, pdf, pptx, mp4 ...
     fields: dict[str, Any] = field(default_factory=dict)  # stored in the unit's `extra`
     read_text: bool = False  # OCR may find text here the source does not carry as text
+    scanned: bool = False  # the unit's text exists only as pixels (a scanned page): OCR always
     thumbnail: Thumbnail = "make"  # "original": the source file is small enough to show as is
 
 

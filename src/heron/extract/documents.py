@@ -34,7 +34,7 @@ from urllib.parse import unquote
 from heron.extract.base import ExtractOptions, Source, UnitDraft
 from heron.extract.errors import SkipFile
 from heron.extract.images import DecodedImage, decode_image_bytes
-from heron.extract.passages import cut_passages
+from heron.extract.passages import cut_passages, passage_unit
 from heron.extract.slides import check_package, clip_text, is_package
 
 __all__ = [
@@ -289,19 +289,13 @@ def _units(
     if doc.title:
         first["title"] = doc.title
     for chunk, passage in enumerate(passages):
-        pointer: dict[str, Any] = {"start": passage.start, "end": passage.end, "chunk": chunk}
         heading = doc.heading_at(passage.start)
-        if heading:
-            pointer["heading"] = heading
-        yield UnitDraft(
-            kind="passage",
-            locator=f"chars={passage.start}-{passage.end}",
-            text=passage.text,
-            embed="text",
-            thumbnail="none",
-            pointer=pointer,
-            format=fmt,
-            fields={**first, "passages": len(passages)} if chunk == 0 else {},
+        yield passage_unit(
+            passage,
+            chunk,
+            fmt,
+            pointer={"heading": heading} if heading else None,
+            fields={**first, "passages": len(passages)} if chunk == 0 else None,
         )
     found = 0
     for ref in doc.figures:

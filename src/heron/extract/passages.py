@@ -17,8 +17,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from itertools import accumulate
+from typing import Any
 
-__all__ = ["WIDE_WEIGHT", "Passage", "cut_passages"]
+from heron.extract.base import UnitDraft
+
+__all__ = ["WIDE_WEIGHT", "Passage", "cut_passages", "passage_unit"]
 
 WIDE_WEIGHT = 4
 _PARAGRAPH = re.compile(r"\n\s*\n")
@@ -34,6 +37,26 @@ class Passage:
     start: int
     end: int
     text: str
+
+
+def passage_unit(
+    passage: Passage,
+    chunk: int,
+    format: str,
+    pointer: dict[str, Any] | None = None,
+    fields: dict[str, Any] | None = None,
+) -> UnitDraft:
+    """The `passage` unit for one passage: embedded as text, no thumbnail, located by offsets."""
+    return UnitDraft(
+        kind="passage",
+        locator=f"chars={passage.start}-{passage.end}",
+        text=passage.text,
+        embed="text",
+        thumbnail="none",
+        pointer={**(pointer or {}), "start": passage.start, "end": passage.end, "chunk": chunk},
+        format=format,
+        fields=fields or {},
+    )
 
 
 def cut_passages(text: str, size: int = 1000, overlap: int = 150) -> list[Passage]:

@@ -51,7 +51,7 @@ from PIL import Image
 
 from heron.extract.base import ExtractOptions, IncompleteSource, Source, UnitDraft
 from heron.extract.errors import SkipFile
-from heron.extract.passages import cut_passages
+from heron.extract.passages import cut_passages, passage_unit
 
 __all__ = ["PDFIUM_LOCK", "PdfExtractor", "extractor"]
 
@@ -338,7 +338,8 @@ def _read_page(
         layout = _read_layout(page)
         number = index + 1
         scan = _is_scan(layout)
-        side = max(options.render_side, options.detail_side) if options.ocr and scan else None
+        read = options.ocr or options.ocr_scans
+        side = max(options.render_side, options.detail_side) if read and scan else None
         image = _render(page, layout, None, side or options.render_side)
         units = [
             UnitDraft(
@@ -352,6 +353,7 @@ def _read_page(
                 format="pdf",
                 fields=dict(fields),
                 read_text=scan,
+                scanned=scan,
             )
         ]
         figures = find_figures(layout, options.min_figure_side)
@@ -404,21 +406,7 @@ def _passages(texts: list[str], options: ExtractOptions) -> Iterator[UnitDraft]:
     ):
         first = bisect.bisect_right(starts, passage.start)
         last = bisect.bisect_right(starts, max(passage.start, passage.end - 1))
-        yield UnitDraft(
-            kind="passage",
-            locator=f"chars={passage.start}-{passage.end}",
-            text=passage.text,
-            embed="text",
-            thumbnail="none",
-            pointer={
-                "page": first,
-                "last_page": last,
-                "start": passage.start,
-                "end": passage.end,
-                "chunk": i,
-            },
-            format="pdf",
-        )
+        yield passage_unit(passage, i, "pdf", pointer={"page": first, "last_page": last})
 
 
 # --- reading a page out of pdfium ---

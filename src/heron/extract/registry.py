@@ -62,6 +62,9 @@ class Registry:
         self._extractors = [e for e in self._extractors if e.name != extractor.name]
         self._extractors.append(extractor)
 
+    def unregister(self, name: str) -> None:
+        self._extractors = [e for e in self._extractors if e.name != name]
+
     def load(self, reference: str) -> None:
         """Register the extractor a `module:attribute` reference names."""
         module_name, _, attribute = reference.partition(":")

@@ -142,9 +142,7 @@ class VideoExtractor:
             if info.duration is None:
                 info.duration = _probe_duration(source, stream.index)
             reader = _Reader(container, stream, info, self.settings)
-            chooser = _Chooser(
-                self.settings, _renderer(stream, options.render_side), info.duration
-            )
+            chooser = _Chooser(self.settings, _renderer(stream, options.render_side), info.duration)
             yielded = 0
             try:
                 for keyframe in _keyframes(reader, chooser):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,14 +49,16 @@ def walk(
     roots: Sequence[Path],
     include_hidden: bool = False,
     suffixes: Iterable[str] = IMAGE_SUFFIXES,
+    ignored: Counter[str] | None = None,
 ) -> Iterator[CrawlEvent]:
     """Yield a CrawlEntry per wanted file under `roots`, a CrawlProblem per thing not walkable.
 
     Roots may be folders or single files; they are walked in sorted order, each depth-first with
     entries sorted by name. Dot-named entries below a root are skipped unless `include_hidden`.
-    Only regular files are yielded (never FIFOs or devices, which would block a reader).
+    Only regular files are yielded (never FIFOs or devices, which would block a reader). Files
+    of other types are counted by suffix into `ignored`, when given.
     """
-    walker = _Walker(include_hidden, _normalise_suffixes(suffixes))
+    walker = _Walker(include_hidden, _normalise_suffixes(suffixes), ignored)
     for root in sorted({absolute(root) for root in roots}):
         yield from walker.walk_root(root)
 
@@ -77,9 +80,12 @@ def _normalise_suffixes(suffixes: Iterable[str]) -> frozenset[str]:
 
 
 class _Walker:
-    def __init__(self, include_hidden: bool, suffixes: frozenset[str]) -> None:
+    def __init__(
+        self, include_hidden: bool, suffixes: frozenset[str], ignored: Counter[str] | None
+    ) -> None:
         self.include_hidden = include_hidden
         self.suffixes = suffixes
+        self.ignored = ignored
         self.visited: dict[_DirKey, Path] = {}  # every directory walked, across roots
 
     def wanted(self, name: str) -> bool:
@@ -142,6 +148,8 @@ class _Walker:
         """An event to yield, a sorted listing to descend into (ancestors pushed), or None."""
         wanted = self.wanted(entry.name)
         if not wanted and entry.is_file(follow_symlinks=False):
+            if self.ignored is not None:
+                self.ignored[os.path.splitext(entry.name)[1].lower() or "(none)"] += 1
             return None  # the common case in mixed folders: decided from d_type, no stat call
         path = Path(entry.path)
         try:

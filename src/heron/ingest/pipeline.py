@@ -84,6 +84,7 @@ class IndexReport:
     linked: int = 0  # paths whose content was already stored (duplicates, touched files)
     skipped: int = 0
     removed: int = 0  # paths gone from disk, pruned
+    ignored: dict[str, int] = field(default_factory=dict)  # files of other types, by suffix
     problems: list[dict[str, str]] = field(default_factory=list)
     skipped_files: list[dict[str, str]] = field(default_factory=list)
     incomplete: list[dict[str, str]] = field(default_factory=list)  # indexed in part, and why
@@ -157,6 +158,7 @@ class Indexer:
         thumbnail_size: int = 256,
         max_image_pixels: int = 80_000_000,
         ocr: OcrEngine | None = None,
+        ocr_scans_only: bool = False,
         ocr_workers: int = 1,
         pdf_passwords: Sequence[str] = (),
         passage_chars: int = 1000,
@@ -172,6 +174,7 @@ class Indexer:
         self.include_hidden = include_hidden
         self.thumbnail_size = thumbnail_size
         self.ocr = ocr
+        self.ocr_all = ocr is not None and not ocr_scans_only  # else only units marked scanned
         self.ocr_workers = max(1, ocr_workers)
         self.extractors = extractors or default_registry()
         side = encoder.image_spec.size
@@ -181,9 +184,10 @@ class Indexer:
             max_image_pixels=max_image_pixels,
             thumbnail_side=thumbnail_size,
             passage_chars=passage_chars,
-            passage_overlap=max(0, passage_chars // 7),
+            passage_overlap=passage_chars * 3 // 20,  # 15 %, as ExtractOptions defaults
             pdf_passwords=tuple(pdf_passwords),
-            ocr=ocr is not None,
+            ocr=self.ocr_all,
+            ocr_scans=ocr is not None,
         )
 
     def run(
@@ -213,7 +217,9 @@ class Indexer:
         todo: list[CrawlEntry] = []
         problems: list[FileRecord] = []
         suffixes = self.extractors.suffixes()
-        for item in walk(roots, include_hidden=self.include_hidden, suffixes=suffixes):
+        ignored: Counter[str] = Counter()
+        crawl = walk(roots, include_hidden=self.include_hidden, suffixes=suffixes, ignored=ignored)
+        for item in crawl:
             if isinstance(item, CrawlProblem):
                 key = stored_text(item.path)
                 report.problems.append({"path": key, "reason": stored_text(item.reason)})
@@ -233,6 +239,7 @@ class Indexer:
             else:
                 todo.append(item)
         report.seen = len(seen)
+        report.ignored = dict(sorted(ignored.items()))
         self.catalog.save(problems)
         gone = [path for path in known if path not in seen and not self._kept_unwalked(path, roots)]
         if gone:
@@ -394,7 +401,7 @@ class Indexer:
                 work.rgb = model_rgb(image, self.encoder.image_spec)
             if draft.thumbnail == "make":
                 work.thumbnail = make_thumbnail(image, self.thumbnail_size)
-            if self.ocr is not None and draft.read_text:
+            if self.ocr is not None and (draft.scanned or (self.ocr_all and draft.read_text)):
                 work.ocr_image = image
         return work
 

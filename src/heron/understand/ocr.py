@@ -50,7 +50,8 @@ class OcrResult:
 
 
 class OcrEngine:
-    """Reads text in images; the models load on first use. Safe to share between threads."""
+    """Reads text in images; the models load on first use, once per thread that reads. Safe to
+    share between threads."""
 
     def __init__(
         self, threads: int | None = None, min_score: float = 0.5, detect_side: int = 960
@@ -61,31 +62,36 @@ class OcrEngine:
         # default instead scales the *shorter* side up to 736, which made a 500-px photo cost
         # 5x more (4 vs 20 photos/s on 2 cores) and read ocr_test.jpg no better.
         self.detect_side = detect_side
-        self._engine: Any = None
-        self._lock = threading.Lock()
+        # One rapidocr pipeline per thread: a pipeline is not safe to share, and one per OCR
+        # worker lets the workers run in parallel (each a single-threaded ORT session).
+        self._local = threading.local()
 
     def read(self, image: Image.Image) -> OcrResult:
         """The text lines found in `image` (any mode; alpha is composited on white)."""
         engine = self._load()
-        pixels = _bgr(image)
-        with self._lock:  # one ONNX Runtime pipeline, run one image at a time
-            found, elapsed = engine(pixels, text_score=self.min_score)
+        found, elapsed = engine(_bgr(image), text_score=self.min_score)
         if not found:
             return OcrResult([], 0.0)
         lines = [_line(box, text, score) for box, text, score in found if str(text).strip()]
         lines.sort(key=lambda line: (round(line.box[0][1] / 10), line.box[0][0]))
         return OcrResult(lines, float(sum(elapsed or [])))
 
+    @staticmethod
+    def installed() -> bool:
+        """Whether the engine's package is importable (without importing it)."""
+        import importlib.util
+
+        return importlib.util.find_spec("rapidocr_onnxruntime") is not None
+
     def check(self) -> None:
         """Load the models now: raises OcrUnavailableError before a run, not in its middle."""
         self._load()
 
     def _load(self) -> Any:
-        if self._engine is None:
-            with self._lock:
-                if self._engine is None:
-                    self._engine = self._make()
-        return self._engine
+        engine = getattr(self._local, "engine", None)
+        if engine is None:
+            engine = self._local.engine = self._make()
+        return engine
 
     def _make(self) -> Any:
         try:
