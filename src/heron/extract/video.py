@@ -248,7 +248,7 @@ def _iso_damage(handle: BinaryIO) -> str | None:
             break
         boxes.add(box)
         if offset + length > size:
-            cut_in = (box.decode("latin-1"), offset + length)
+            cut_in = (_box_name(box), offset + length)
             break
         offset += length
     if b"moov" in boxes:
@@ -301,6 +301,13 @@ class _StreamInfo:
             declared=declared or whole,
             start=max(0.0, start),
         )
+
+
+def _box_name(box: bytes) -> str:
+    """A box type as text: four printable ASCII letters, or hex when it is garbage."""
+    if all(0x20 <= b < 0x7F for b in box):
+        return box.decode("ascii")
+    return "0x" + box.hex()
 
 
 def _probe_duration(source: Source, index: int) -> float | None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -342,7 +343,10 @@ class Indexer:
         except Exception as exc:  # an extractor bug must cost one file, never the run
             prepared.reason = f"unexpected error while extracting: {type(exc).__name__}: {exc}"
         if prepared.reason is not None:
+            prepared.reason = _printable(prepared.reason)
             prepared.units = []
+        if prepared.note is not None:
+            prepared.note = _printable(prepared.note)
         return prepared
 
     def _extract(self, source: Source, prepared: _Prepared) -> None:
@@ -661,6 +665,14 @@ def _problem_record(problem: CrawlProblem) -> FileRecord:
         reason=stored_text(problem.reason),
         kind="",
     )
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(reason: str) -> str:
+    """A reason as one printable line: an extractor may quote bytes of a broken file."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", reason)
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
