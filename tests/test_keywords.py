@@ -156,5 +156,5 @@ def test_keyword_search_in_the_python_api(named: dict) -> None:
         assert heron.search(keyword="dog park", filter="format=png") == []
         with pytest.raises(QueryError, match="no letters or digits"):
             heron.search(keyword="!!!")
-        with pytest.raises(QueryError, match="no text or image"):
+        with pytest.raises(QueryError, match="takes no text, query or image"):
             heron.search(text="a dog", keyword="dog")

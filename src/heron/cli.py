@@ -298,7 +298,13 @@ def _file_line(label: str, path: str, reason: str | None) -> None:
 
 @app.command()
 def search(
-    query: Annotated[str | None, typer.Argument(help="What to look for, in words.")] = None,
+    query: Annotated[
+        str | None,
+        typer.Argument(
+            help='What to look for: words, "exact phrases", and filters such as kind:page '
+            "width>=800 modified>=2024-05 path:~/Papers -kind:frame.",
+        ),
+    ] = None,
     image: Annotated[
         list[Path] | None, typer.Option("--image", "-i", help="Find images like this one.")
     ] = None,
@@ -323,9 +329,15 @@ def search(
             "(repeat for several).",
         ),
     ] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Show each hit's vector and keyword ranks.")
+    ] = False,
+    vector_only: Annotated[
+        bool, typer.Option("--vector-only", help="Rank by the vectors alone (no keyword fusion).")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Search by text, by example image, or both; or by --keyword phrase."""
+    """Search by text (vectors and keywords fused), by example image, or both; or by --keyword."""
     with _errors(), _heron() as heron:
         started = time.perf_counter()
         encoding = sys.getfilesystemencoding()
@@ -335,8 +347,9 @@ def search(
             keyword = _utf8(keyword, encoding)
         hits, notes = _search(
             heron,
-            query,
-            image or None,
+            image=image or None,
+            query=query,
+            fusion=not vector_only,
             keyword=keyword,
             k=k,
             filter=where,
@@ -361,7 +374,7 @@ def search(
             narrowed = where is not None or min_score is not None or bool(kind)
             _explain_no_hits(heron, took_ms, narrowed=narrowed)
             return
-        _render_hits(hits, took_ms)
+        _render_hits(hits, took_ms, explain)
 
 
 def _search(heron, *args: Any, **kwargs: Any) -> tuple[list, list[str]]:  # type: ignore[no-untyped-def]
@@ -389,7 +402,7 @@ def _explain_no_hits(heron, took_ms: float, narrowed: bool) -> None:  # type: ig
         out.print(f"no results ({took_ms:.0f} ms)")
 
 
-def _render_hits(hits, took_ms: float) -> None:  # type: ignore[no-untyped-def]
+def _render_hits(hits, took_ms: float, explain: bool = False) -> None:  # type: ignore[no-untyped-def]
     """A results table; the time covers encoding the query (loading the model on first use)."""
     table = Table(show_edge=False, header_style="bold")
     table.add_column("#", justify="right")
@@ -397,13 +410,30 @@ def _render_hits(hits, took_ms: float) -> None:  # type: ignore[no-untyped-def]
     table.add_column("kind", no_wrap=True)
     table.add_column("path", overflow="fold")  # a path is only useful whole
     table.add_column("where", no_wrap=True)
+    if explain:
+        table.add_column("why", overflow="fold")
     for rank, hit in enumerate(hits, start=1):
         more = f" (+{len(hit.paths) - 1} copies)" if len(hit.paths) > 1 else ""
         path = Text(hit.path + more)  # Text, not markup: a path is printed as it is
-        where = Text(_where(hit))
-        table.add_row(str(rank), f"{hit.score:.3f}", hit.kind, path, where)
+        cells = [str(rank), f"{hit.score:.3f}", hit.kind, path, Text(_where(hit))]
+        if explain:
+            cells.append(Text(_why(getattr(hit, "explain", None))))
+        table.add_row(*cells)
     _print_table(table)
     out.print(f"[dim]{len(hits)} results in {took_ms:.0f} ms[/dim]")
+
+
+def _why(explain: dict[str, Any] | None) -> str:
+    """`vector #3 (0.31) · keyword #1 (12.4: beach, dog)`: where a fused hit came from."""
+    if not explain:
+        return "vector"
+    parts = []
+    for name, part in explain.items():
+        if name == "fused":
+            continue
+        terms = f": {', '.join(part['terms'])}" if part.get("terms") else ""
+        parts.append(f"{name} #{part['rank']} ({part['score']:.3g}{terms})")
+    return " · ".join(parts)
 
 
 def _where(hit) -> str:  # type: ignore[no-untyped-def]
@@ -552,7 +582,7 @@ def shell() -> None:
                     raw = line[6:].strip().encode(typed, "surrogateescape")
                     hits, notes = _search(heron, image=Path(os.fsdecode(raw)), k=10)
                 else:
-                    hits, notes = _search(heron, _utf8(line, typed), k=10)
+                    hits, notes = _search(heron, query=_utf8(line, typed), k=10)
                 _print_warnings(notes)
                 took_ms = (time.perf_counter() - started) * 1000
                 if hits:

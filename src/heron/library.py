@@ -38,6 +38,7 @@ from heron.search.engine import (
     mismatch_message,
 )
 from heron.search.evaluation import EvalQuery, EvalReport, load_eval_file, summarise
+from heron.search.query import parse_query
 from heron.store.base import Store
 from heron.store.blobs import BlobStore
 from heron.store.filters import Field, Filter, parse_filter
@@ -243,32 +244,51 @@ class Heron:
         text: str | None = None,
         image: ImageInput | Sequence[ImageInput] | None = None,
         *,
+        query: str | None = None,
         keyword: str | None = None,
         k: int = 10,
         filter: Filter | str | None = None,
         min_score: float | None = None,
         kind: str | Sequence[str] | None = None,
+        fusion: bool = True,
     ) -> list[SearchHit]:
-        """Rank stored units by similarity to a text, an image, or both (averaged); or, with
-        `keyword`, the units whose text holds that phrase (BM25; Chinese needs no spaces).
+        """Rank stored units against a text, an image, or both (averaged); or, with `keyword`,
+        the units whose text holds that phrase (BM25; Chinese needs no spaces).
 
-        `kind` keeps only units of that kind or kinds (`heron.extract.base.UNIT_KINDS`: image,
-        page, figure, slide, frame, passage), inside the search. A text the model cannot read
+        `query` is the query language (`heron.search.query`: free words, "phrases",
+        `kind:page`, `width>=800`, `path:~/Papers`, `-kind:frame` ...); `text` is taken as it
+        is. A text query is answered by one list fused from the vector search and the keyword
+        search of its words and phrases (`fusion=False`: the vectors alone); each hit's
+        `explain` says which lists found it. `kind` keeps only units of that kind or kinds
+        (`heron.extract.base.UNIT_KINDS`), inside the search. A text the model cannot read
         (a script outside its languages) still runs, with a `QueryWarning`.
         """
         where = parse_filter(filter) if isinstance(filter, str) else filter
         where = _with_kinds(where, kind)
         if keyword is not None:
-            if text is not None or image is not None:
-                raise QueryError("a keyword search takes no text or image query (yet)")
+            if text is not None or image is not None or query is not None:
+                raise QueryError("a keyword search takes no text, query or image (yet)")
             hits = self._searcher().keyword(keyword, k=k, where=where)
             return [hit for hit in hits if min_score is None or hit.score >= min_score]
+        if query is not None and text is not None:
+            raise QueryError("give a text or a query, not both")
+        words: list[str] = [text] if text is not None else []
+        phrases: list[str] = []
+        if query is not None:
+            parsed = parse_query(query)
+            if parsed.filter is not None:
+                where = parsed.filter if where is None else where & parsed.filter
+            text, words, phrases = parsed.text or None, parsed.words, parsed.phrases
+            if text is None and image is None:
+                raise QueryError("the query has filters but no words or image to search for")
         images = [_load_query_image(item) for item in _as_list(image)]
         searcher = self._searcher()
         warning = searcher.language_warning(text) if text else None
         if warning is not None:
             warnings.warn(warning, QueryWarning, stacklevel=2)
         vector = searcher.query_vector(text, images)
+        if fusion and text:
+            return searcher.fused(vector, words, phrases, k=k, where=where, min_score=min_score)
         return searcher.search(vector, k=k, where=where, min_score=min_score)
 
     def rank(self, texts: Sequence[str], k: int = 10) -> list[list[str]]:

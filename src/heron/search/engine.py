@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,8 @@ from heron.understand.terms import index_text
 from heron.util.scripts import LANGUAGE_NAMES, unreadable_scripts
 
 EXCERPT_CHARS = 160
+RRF_K = 60  # reciprocal-rank fusion's constant (Cormack et al.): 1 / (RRF_K + rank)
+FUSION_DEPTH = 50  # candidates each list brings to the fusion, at least (3 × k when larger)
 
 RANK_CHUNK = 1024  # queries per store call in rank_many: bounded result tables
 
@@ -65,6 +67,7 @@ class SearchHit:
     locator: str = ""  # where in its source: "" (the whole file), "page=3", "t=42.000" ...
     pointer: dict[str, Any] = field(default_factory=dict)  # page, slide, box, time, start/end
     source: str = ""  # the source's content hash: every unit of one document shares it
+    explain: dict[str, Any] | None = None  # fused searches: each list's rank and score
 
     def to_dict(self) -> dict[str, object]:
         data = dict(self.__dict__)
@@ -193,6 +196,65 @@ class Searcher:
         paths = self.catalog.paths_for_units(hit.id for hit in hits)
         return [self._hit(hit, paths.get(hit.id, [])) for hit in hits]
 
+    def fused(
+        self,
+        vector: np.ndarray,
+        words: list[str],
+        phrases: list[str],
+        k: int = 10,
+        where: Filter | None = None,
+        min_score: float | None = None,
+    ) -> list[SearchHit]:
+        """One list from the vector search and the keyword searches, by reciprocal-rank fusion.
+
+        The lists: the nearest vectors; the units whose text holds every word of `words` (any
+        order, BM25); and per phrase, the units that hold it as written. A unit's fused score is
+        the sum over the lists it is in of 1 / (RRF_K + rank), so a unit both lists agree on
+        rises, and a phrase in a screenshot or a slide is found when the vectors miss it. Each
+        hit keeps `score` = its cosine similarity to the query (computed for keyword-only hits)
+        and says in `explain` where it came from.
+        """
+        if k < 1:
+            raise QueryError(f"k must be at least 1, got {k}")
+        self.check_model()
+        depth = max(FUSION_DEPTH, 3 * k)
+        scope = self._scope(where)
+        lists: list[tuple[str, list[StoreHit]]] = [
+            ("vector", self.store.search(vector, depth, scope))
+        ]
+        terms = index_text(" ".join(words))
+        if terms:
+            lists.append(("keyword", self.store.keyword_search(terms, depth, scope, "all")))
+        for phrase in phrases:
+            phrase_terms = index_text(phrase)
+            if phrase_terms:
+                hits = self.store.keyword_search(phrase_terms, depth, scope)
+                lists.append((f"phrase:{phrase}", hits))
+        fused = _fuse(lists)[:k]
+        cosines = self._cosines(vector, fused, lists[0][1])
+        ranked = [(hit, cosines[hit.id], parts) for hit, _, parts in fused]
+        if min_score is not None:
+            ranked = [item for item in ranked if item[1] >= min_score]
+        paths = self.catalog.paths_for_units(hit.id for hit, _, _ in ranked)
+        query_terms = set(terms.split())
+        return [
+            replace(
+                self._hit(StoreHit(hit.id, cosine, hit.row), paths.get(hit.id, [])),
+                explain=_explanation(parts, query_terms, str(hit.row.get("terms") or "")),
+            )
+            for hit, cosine, parts in ranked
+        ]
+
+    def _cosines(
+        self, vector: np.ndarray, fused: list[tuple[StoreHit, float, dict]], nearest: list[StoreHit]
+    ) -> dict[str, float]:
+        """Each fused hit's cosine similarity: from the vector list, or computed from its row."""
+        cosines = {hit.id: hit.score for hit in nearest}
+        missing = [hit.id for hit, _, _ in fused if hit.id not in cosines]
+        for row in self.store.get(missing) if missing else []:
+            cosines[row["id"]] = float(np.dot(np.asarray(row["vector"], np.float32), vector))
+        return cosines
+
     def keyword(self, query: str, k: int = 10, where: Filter | None = None) -> list[SearchHit]:
         """Units whose text (file name, and in time OCR, captions, passages) holds `query` as a
         phrase, best BM25 first; a keyword needs no model, so any stored unit can match."""
@@ -248,6 +310,30 @@ class Searcher:
             "pointer": json.loads(row.get("pointer") or "{}"),
             "source": str(row.get("source") or row["id"]),
         }
+
+
+def _fuse(
+    lists: list[tuple[str, list[StoreHit]]],
+) -> list[tuple[StoreHit, float, dict[str, dict[str, float]]]]:
+    """Reciprocal-rank fusion: (hit, fused score, {list: {rank, score}}), best first."""
+    fused: dict[str, tuple[StoreHit, float, dict[str, dict[str, float]]]] = {}
+    for name, hits in lists:
+        for rank, hit in enumerate(hits, start=1):
+            first, total, parts = fused.get(hit.id, (hit, 0.0, {}))
+            parts[name] = {"rank": rank, "score": round(hit.score, 6)}
+            fused[hit.id] = (first, total + 1.0 / (RRF_K + rank), parts)
+    return sorted(fused.values(), key=lambda item: (-item[1], item[0].id))
+
+
+def _explanation(
+    parts: dict[str, dict[str, float]], query_terms: set[str], unit_terms: str
+) -> dict[str, Any]:
+    fused = sum(1.0 / (RRF_K + part["rank"]) for part in parts.values())
+    explain: dict[str, Any] = {"fused": round(fused, 6), **parts}
+    if "keyword" in parts:
+        have = set(unit_terms.split())
+        explain["keyword"]["terms"] = sorted(query_terms & have)
+    return explain
 
 
 def _excerpt(text: str) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -62,6 +62,7 @@ UNIT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     }
 )
 REQUIRED_COLUMNS: frozenset[str] = frozenset({"id", "vector", "model"})
+KeywordMatch = Literal["phrase", "all"]
 
 
 class StoreError(RuntimeError):
@@ -110,9 +111,12 @@ class Store(Protocol):
         """`search` for each row of ``vectors`` [N, dim], answered together (evaluation)."""
         ...
 
-    def keyword_search(self, phrase: str, k: int, filter: Filter | None = None) -> list[StoreHit]:
-        """The k rows whose ``terms`` hold ``phrase`` (space-separated terms, consecutive), best
-        BM25 first (``score`` is BM25, not a cosine) among those matching ``filter``."""
+    def keyword_search(
+        self, phrase: str, k: int, filter: Filter | None = None, match: KeywordMatch = "phrase"
+    ) -> list[StoreHit]:
+        """The k rows whose ``terms`` hold ``phrase`` (space-separated terms, consecutive; with
+        match="all", every term in any order), best BM25 first (``score`` is BM25, not a
+        cosine) among those matching ``filter``."""
         ...
 
     def rows_without_terms(self) -> list[dict[str, Any]]:
@@ -210,6 +214,7 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "UNIT_COLUMNS",
     "UNIT_DEFAULTS",
+    "KeywordMatch",
     "Store",
     "StoreError",
     "StoreHit",

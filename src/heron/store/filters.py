@@ -144,6 +144,11 @@ class Field:
             raise FilterError("contains() takes a string")
         return Contains(self.name, substring)
 
+    def startswith(self, prefix: str) -> Prefix:
+        if not isinstance(prefix, str):
+            raise FilterError("startswith() takes a string")
+        return Prefix(self.name, prefix)
+
     def is_null(self) -> IsNull:
         return IsNull(self.name)
 
@@ -173,6 +178,17 @@ class Contains(Filter):
 
     field: str
     substring: str
+
+    def fields(self) -> Iterator[str]:
+        yield self.field
+
+
+@dataclass(frozen=True)
+class Prefix(Filter):
+    """Case-sensitive prefix match on a string field (a folder and everything below it)."""
+
+    field: str
+    prefix: str
 
     def fields(self) -> Iterator[str]:
         yield self.field
@@ -250,6 +266,10 @@ def _sql(flt: Filter, columns: Mapping[str, ColumnType]) -> str:
             if _column_type(field, columns) != "string":
                 raise FilterError(f"contains() needs a string field; {field!r} is not one")
             return f"contains({_ident(field, columns)}, {_sql_string(substring)})"
+        case Prefix(field, prefix):
+            if _column_type(field, columns) != "string":
+                raise FilterError(f"startswith() needs a string field; {field!r} is not one")
+            return f"starts_with({_ident(field, columns)}, {_sql_string(prefix)})"
         case Compare(field, op, value):
             return _compare_sql(field, op, value, columns)
         case In(field, values):
@@ -583,6 +603,7 @@ __all__ = [
     "IsNull",
     "Not",
     "Or",
+    "Prefix",
     "Value",
     "all_of",
     "parse_filter",

@@ -20,10 +20,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from lancedb.index import FTS, Bitmap, BTree, IvfFlat, IvfPq, IvfRq, IvfSq
-from lancedb.query import PhraseQuery
+from lancedb.query import FullTextOperator, MatchQuery, PhraseQuery
 
 from heron.store.base import (
     UNIT_COLUMNS,
+    KeywordMatch,
     StoreError,
     StoreHit,
     check_vector,
@@ -332,16 +333,21 @@ class LanceStore:
             builder = builder.where(where, prefilter=True)
         return builder
 
-    def keyword_search(self, phrase: str, k: int, filter: Filter | None = None) -> list[StoreHit]:
-        """Rows whose terms hold `phrase` in order (Lance's BM25 phrase query), best first."""
+    def keyword_search(
+        self, phrase: str, k: int, filter: Filter | None = None, match: KeywordMatch = "phrase"
+    ) -> list[StoreHit]:
+        """Rows whose terms hold `phrase` in order, or with match="all" hold every one of its
+        terms in any order (Lance's BM25 full-text search), best first."""
         self._check_open()
         if _check_k(k) == 0 or not phrase.split():
             return []
         self._ensure_text_index()
+        if match == "phrase":
+            query: Any = PhraseQuery(phrase, "terms")
+        else:
+            query = MatchQuery(phrase, "terms", operator=FullTextOperator.AND)
         builder = (
-            self._table.search(PhraseQuery(phrase, "terms"), query_type="fts")
-            .select([*_HIT_COLUMNS, "_score"])
-            .limit(k)
+            self._table.search(query, query_type="fts").select([*_HIT_COLUMNS, "_score"]).limit(k)
         )
         if filter is not None:
             builder = builder.where(self._sql(filter), prefilter=True)
