@@ -44,6 +44,7 @@ from heron.models.encoder import Encoder
 from heron.models.preprocess import model_rgb, normalize
 from heron.store.base import Store
 from heron.store.blobs import BlobStore
+from heron.understand.colours import ColourTags, colour_tags
 from heron.understand.hashes import content_hash, content_hash_bytes, unit_id
 from heron.understand.ocr import OcrEngine
 from heron.understand.terms import index_text
@@ -126,6 +127,7 @@ class _UnitWork:
     height: int
     format: str
     fields: dict[str, Any]
+    colours: ColourTags | None = None
     rgb: np.ndarray | None = None  # uint8 HWC at the model's input size
     thumbnail: bytes | None = None
     ocr_image: Image.Image | None = None  # kept only until the OCR stage has read it
@@ -403,6 +405,7 @@ class Indexer:
         if image is not None:
             if embed == "image":
                 work.rgb = model_rgb(image, self.encoder.image_spec)
+            work.colours = colour_tags(work.rgb if work.rgb is not None else image)
             if draft.thumbnail == "make":
                 work.thumbnail = make_thumbnail(image, self.thumbnail_size)
             if self.ocr is not None and (draft.scanned or (self.ocr_all and draft.read_text)):
@@ -502,6 +505,7 @@ class Indexer:
             "indexed_at": now,
             "thumbnail": thumbnail,
             "extra": json.dumps(unit.fields, ensure_ascii=False),
+            **_colour_columns(unit.colours),
         }
 
 
@@ -665,6 +669,17 @@ def _problem_record(problem: CrawlProblem) -> FileRecord:
         reason=stored_text(problem.reason),
         kind="",
     )
+
+
+def _colour_columns(tags: ColourTags | None) -> dict[str, object]:
+    if tags is None:
+        return {}
+    return {
+        "colours": f" {' '.join(tags.colours)} ",  # padded: `colour:red` is contains(" red ")
+        "scheme": tags.scheme,
+        "brightness": tags.brightness,
+        "saturation": tags.saturation,
+    }
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

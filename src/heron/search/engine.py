@@ -17,6 +17,7 @@ from heron.models import registry
 from heron.models.encoder import Encoder
 from heron.store.base import Store, StoreHit
 from heron.store.filters import Field, Filter
+from heron.understand.colours import COLOUR_NAMES
 from heron.understand.terms import index_text
 from heron.util.scripts import LANGUAGE_NAMES, unreadable_scripts
 
@@ -68,6 +69,7 @@ class SearchHit:
     pointer: dict[str, Any] = field(default_factory=dict)  # page, slide, box, time, start/end
     source: str = ""  # the source's content hash: every unit of one document shares it
     explain: dict[str, Any] | None = None  # fused searches: each list's rank and score
+    tags: dict[str, Any] = field(default_factory=dict)  # colours, scheme, brightness, saturation
 
     def to_dict(self) -> dict[str, object]:
         data = dict(self.__dict__)
@@ -97,6 +99,7 @@ class Unit:
     locator: str = ""
     pointer: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    tags: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         data = dict(self.__dict__)
@@ -309,7 +312,26 @@ class Searcher:
             "locator": str(row.get("locator") or ""),
             "pointer": json.loads(row.get("pointer") or "{}"),
             "source": str(row.get("source") or row["id"]),
+            "tags": _tags(row),
         }
+
+
+def _tags(row: dict[str, Any]) -> dict[str, Any]:
+    """A unit's computed tags, as a hit shows them (none for units without pixels)."""
+    colours = str(row.get("colours") or "").split()
+    if not colours:
+        return {}
+    return {
+        "colours": colours,
+        "colours_zh": [COLOUR_NAMES.get(c, c) for c in colours],
+        "scheme": row.get("scheme") or "",
+        "brightness": _rounded(row.get("brightness")),
+        "saturation": _rounded(row.get("saturation")),
+    }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)
 
 
 def _fuse(

@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime
 from heron.extract.base import UNIT_KINDS
 from heron.search.engine import QueryError
 from heron.store.filters import Field, Filter, Value, all_of
+from heron.understand.colours import COLOUR_NAMES
 from heron.util.paths import stored_text
 
 __all__ = ["FIELDS", "ParsedQuery", "QuerySyntaxError", "parse_query"]
@@ -73,17 +74,27 @@ FIELDS: dict[str, _FieldSpec] = {
     "height": _FieldSpec("height", "number", _ORDERED, "pixels"),
     "bytes": _FieldSpec("bytes", "number", _ORDERED, "the source file's size"),
     "modified": _FieldSpec("modified_at", "time", _ORDERED, "a date: 2024, 2024-05, 2024-05-17"),
+    "colour": _FieldSpec("colours", "colour", _EQUALITY, "red, 红, blue, 蓝 ... (any of a,b)"),
+    "color": _FieldSpec("colours", "colour", _EQUALITY, "red, 红, blue, 蓝 ..."),
+    "scheme": _FieldSpec("scheme", "scheme", _EQUALITY, "warm, cool or neutral"),
+    "brightness": _FieldSpec("brightness", "fraction", _ORDERED, "0 (dark) .. 1 (bright)"),
+    "saturation": _FieldSpec("saturation", "fraction", _ORDERED, "0 (grey) .. 1 (vivid)"),
     "indexed": _FieldSpec("indexed_at", "time", _ORDERED, "a date"),
 }
 # Fields the language reserves for what indexing does not record yet, so a query using one is
 # told why instead of having the word searched for.
 _NOT_YET = {
     "taken": "the date a photo was taken",
-    "colour": "dominant colours",
-    "color": "dominant colours",
     "category": "zero-shot categories",
     "tag": "tags",
     "camera": "EXIF camera",
+}
+
+_COLOUR_ALIASES = {
+    **{name: name for name in COLOUR_NAMES},
+    **{chinese: name for name, chinese in COLOUR_NAMES.items()},
+    "gray": "grey",
+    "violet": "purple",
 }
 
 _TOKEN = re.compile(
@@ -188,10 +199,16 @@ def _build(
         path = stored_text(os.path.normpath(os.path.abspath(home(raw))))
         below = path.rstrip(os.sep) + os.sep
         return (column == path) | column.startswith(below)
-    values = [v for v in raw.split(",")] if spec.kind in ("kind", "keyword") else [raw]
+    values = raw.split(",") if spec.kind in ("kind", "keyword", "colour", "scheme") else [raw]
     if any(not v for v in values):
         raise QuerySyntaxError(f"'{name}' has an empty value in '{raw}'", query, at)
     converted = [_value(spec, name, v, query, at) for v in values]
+    if spec.kind == "colour":  # a unit has several colours: any of the ones asked
+        matches = [column.contains(f" {colour} ") for colour in converted]
+        found = matches[0]
+        for match in matches[1:]:
+            found = found | match
+        return ~found if op == "!=" else found
     if op in (":", "="):
         return column == converted[0] if len(converted) == 1 else column.isin(converted)
     if op == "!=":
@@ -207,6 +224,24 @@ def _value(spec: _FieldSpec, name: str, raw: str, query: str, at: int) -> Value:
         return kind
     if spec.kind == "keyword":
         return raw.lower() if spec.column == "format" else raw
+    if spec.kind == "colour":
+        colour = _COLOUR_ALIASES.get(raw.lower())
+        if colour is None:
+            names = ", ".join(COLOUR_NAMES)
+            raise QuerySyntaxError(f"'{raw}' is not a colour; colours are {names}", query, at)
+        return colour
+    if spec.kind == "scheme":
+        if raw.lower() not in ("warm", "cool", "neutral"):
+            raise QuerySyntaxError(f"'{raw}' is not warm, cool or neutral", query, at)
+        return raw.lower()
+    if spec.kind == "fraction":
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not 0.0 <= value <= 1.0:
+            raise QuerySyntaxError(f"'{name}' takes a number from 0 to 1, not '{raw}'", query, at)
+        return value
     if spec.kind == "number":
         try:
             return int(raw.replace("_", ""))

@@ -38,6 +38,10 @@ UNIT_COLUMNS: Mapping[str, ColumnType] = MappingProxyType(
         "indexed_at": "timestamp",  # microseconds, UTC
         "thumbnail": "string",  # path relative to the thumbnails folder; empty: the original is one
         "extra": "string",  # JSON object
+        "colours": "string",  # dominant colour names, space-separated and -padded: " red grey "
+        "scheme": "string",  # warm | cool | neutral; "" for units without pixels
+        "brightness": "float64",  # 0..1, None without pixels
+        "saturation": "float64",  # 0..1, None without pixels
     }
 )
 
@@ -59,6 +63,10 @@ UNIT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "modified_at": None,
         "thumbnail": "",
         "extra": "{}",
+        "colours": "",
+        "scheme": "",
+        "brightness": None,
+        "saturation": None,
     }
 )
 REQUIRED_COLUMNS: frozenset[str] = frozenset({"id", "vector", "model"})
@@ -173,6 +181,12 @@ def _coerce(name: str, ctype: ColumnType, value: Any, dim: int) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | np.integer):
             raise StoreError(f"column {name!r} takes an integer, got {value!r}")
         return int(value)
+    if ctype == "float64":
+        if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+            raise StoreError(f"column {name!r} takes a number, got {value!r}")
+        if not math.isfinite(float(value)):
+            raise StoreError(f"column {name!r} takes a finite number, got {value!r}")
+        return float(value)
     return value
 
 

@@ -68,6 +68,10 @@ _ADDED_COLUMNS: dict[str, str] = {
     "source": "''",
     "locator": "''",
     "pointer": "'{}'",
+    "colours": "''",
+    "scheme": "''",
+    "brightness": "CAST(NULL AS DOUBLE)",
+    "saturation": "CAST(NULL AS DOUBLE)",
 }
 
 
