@@ -51,6 +51,7 @@ class Settings:
     ocr_workers: int = 0  # parallel OCR calls while indexing; 0: one per two cores, at least 1
     pdf_passwords: tuple[str, ...] = ()  # tried in order on encrypted PDFs
     passage_chars: int = 1000  # length of the text passages documents are cut into
+    categories: tuple[str, ...] = ()  # zero-shot labels: "name", "name=中文", "name=中文=prompt"
     thumbnail_size: int = 256
     max_image_pixels: int = 80_000_000
     ann_min_rows: int = 20_000

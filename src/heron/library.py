@@ -43,6 +43,7 @@ from heron.store.base import Store
 from heron.store.blobs import BlobStore
 from heron.store.filters import Field, Filter, parse_filter
 from heron.store.lance import AnnSettings, LanceStore
+from heron.understand.categories import Categoriser, Category, parse_categories
 from heron.understand.ocr import OcrEngine
 from heron.util.locks import exclusive_lock
 from heron.util.paths import absolute
@@ -159,11 +160,13 @@ class Heron:
         with exclusive_lock(self.data_dir / "index.lock", f"an index run on {self.data_dir}"):
             self._bind_model()
             cores = os.cpu_count() or 2
+            encoder = load_encoder(self._model_path(), threads=1)
             indexer = Indexer(
                 catalog=self.catalog,
                 store=self.store,
                 # Throughput, not latency: parallel single-threaded calls (see ingest.pipeline).
-                encoder=load_encoder(self._model_path(), threads=1),
+                encoder=encoder,
+                categoriser=Categoriser(encoder, self._categories()),
                 thumbnails=self.thumbnails,
                 batch_size=self.settings.batch_size,
                 decode_workers=self.settings.decode_workers or max(1, cores // 2),
@@ -179,6 +182,12 @@ class Heron:
                 passage_chars=self.settings.passage_chars,
             )
             return indexer.run([Path(p) for p in paths], on_progress)
+
+    def _categories(self) -> tuple[Category, ...]:
+        try:
+            return parse_categories(self.settings.categories)
+        except ValueError as exc:
+            raise ConfigError(f"setting 'categories': {exc}") from None
 
     def _ocr(self, ocr: bool | None) -> dict[str, Any]:
         """The Indexer's OCR arguments: every picture, scanned pages only, or nothing."""

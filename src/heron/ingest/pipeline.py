@@ -44,6 +44,7 @@ from heron.models.encoder import Encoder
 from heron.models.preprocess import model_rgb, normalize
 from heron.store.base import Store
 from heron.store.blobs import BlobStore
+from heron.understand.categories import Categoriser
 from heron.understand.colours import ColourTags, colour_tags
 from heron.understand.hashes import content_hash, content_hash_bytes, unit_id
 from heron.understand.ocr import OcrEngine
@@ -51,6 +52,7 @@ from heron.understand.terms import index_text
 from heron.util.paths import existing, on_disk, stored_text
 
 COMMIT_UNITS = 128  # units per store commit: a few inference batches
+CATEGORISED_KINDS = frozenset({"image", "figure", "frame"})  # zero-shot categories for these
 TEXT_BATCH = 1  # passages per text-tower call: see _rows
 COMMIT_RECORDS = 512  # catalog records per commit, for runs that mostly link or skip
 READ_WHOLE_FILE_BELOW = 64 * 1024 * 1024  # smaller files are read once for hash and extraction
@@ -128,6 +130,7 @@ class _UnitWork:
     format: str
     fields: dict[str, Any]
     colours: ColourTags | None = None
+    category: tuple[str, float] | None = None
     rgb: np.ndarray | None = None  # uint8 HWC at the model's input size
     thumbnail: bytes | None = None
     ocr_image: Image.Image | None = None  # kept only until the OCR stage has read it
@@ -166,6 +169,7 @@ class Indexer:
         pdf_passwords: Sequence[str] = (),
         passage_chars: int = 1000,
         extractors: Registry | None = None,
+        categoriser: Categoriser | None = None,
     ) -> None:
         self.catalog = catalog
         self.store = store
@@ -180,6 +184,7 @@ class Indexer:
         self.ocr_all = ocr is not None and not ocr_scans_only  # else only units marked scanned
         self.ocr_workers = max(1, ocr_workers)
         self.extractors = extractors or default_registry()
+        self.categoriser = categoriser
         side = encoder.image_spec.size
         self.options = ExtractOptions(
             image_side=side,
@@ -474,6 +479,7 @@ class Indexer:
                 units[i].rgb = None  # the batch holds the pixels now; free them when it is done
             vectors[chunk] = self.encoder.embed_pixels(normalize(rgb, self.encoder.image_spec))
             del rgb
+            self._categorise([units[i] for i in chunk], vectors[chunk])
         # Passages are long (up to the text tower's 512 tokens) and uneven: one per call pads
         # nothing, and measured fastest and smallest on the 98-page manual (234 passages, two
         # workers): 1 → 21.9 s, 1.28 GB peak; 4 → 29.9 s, 1.53 GB; 16 → 37.4 s, 2.40 GB.
@@ -483,6 +489,20 @@ class Indexer:
             vectors[chunk] = self.encoder.embed_texts(passages, role="passage")
         now = datetime.now(UTC)
         return [self._row(unit, vector, now) for unit, vector in zip(units, vectors, strict=True)]
+
+    def _categorise(self, units: list[_UnitWork], vectors: np.ndarray) -> None:
+        """Zero-shot categories for pictures. A page is a document by what it is; a slide's
+        rendering or stand-in picture says little about the slide, so it gets none (the image
+        tower, trained on photos, called rendered pages portraits)."""
+        if self.categoriser is None:
+            return
+        pictures = [i for i, unit in enumerate(units) if unit.kind in CATEGORISED_KINDS]
+        found = self.categoriser.classify(vectors[pictures]) if pictures else []
+        for i, category in zip(pictures, found, strict=True):
+            units[i].category = category
+        for unit in units:
+            if unit.kind == "page":
+                unit.category = ("document", 1.0)
 
     def _row(self, unit: _UnitWork, vector: np.ndarray, now: datetime) -> dict[str, object]:
         thumbnail = self.thumbnails.relative_path(unit.id) if unit.thumbnail is not None else ""
@@ -506,6 +526,11 @@ class Indexer:
             "thumbnail": thumbnail,
             "extra": json.dumps(unit.fields, ensure_ascii=False),
             **_colour_columns(unit.colours),
+            **(
+                {"category": unit.category[0], "category_score": unit.category[1]}
+                if unit.category
+                else {}
+            ),
         }
 
 

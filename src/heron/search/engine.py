@@ -321,7 +321,13 @@ def _tags(row: dict[str, Any]) -> dict[str, Any]:
     colours = str(row.get("colours") or "").split()
     if not colours:
         return {}
+    category = str(row.get("category") or "")
     return {
+        **(
+            {"category": category, "category_score": _rounded(row.get("category_score"))}
+            if category
+            else {}
+        ),
         "colours": colours,
         "colours_zh": [COLOUR_NAMES.get(c, c) for c in colours],
         "scheme": row.get("scheme") or "",

@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime
 from heron.extract.base import UNIT_KINDS
 from heron.search.engine import QueryError
 from heron.store.filters import Field, Filter, Value, all_of
+from heron.understand.categories import DEFAULT_CATEGORIES
 from heron.understand.colours import COLOUR_NAMES
 from heron.util.paths import stored_text
 
@@ -77,6 +78,7 @@ FIELDS: dict[str, _FieldSpec] = {
     "colour": _FieldSpec("colours", "colour", _EQUALITY, "red, 红, blue, 蓝 ... (any of a,b)"),
     "color": _FieldSpec("colours", "colour", _EQUALITY, "red, 红, blue, 蓝 ..."),
     "scheme": _FieldSpec("scheme", "scheme", _EQUALITY, "warm, cool or neutral"),
+    "category": _FieldSpec("category", "category", _EQUALITY, "animal, 动物, food, chart ..."),
     "brightness": _FieldSpec("brightness", "fraction", _ORDERED, "0 (dark) .. 1 (bright)"),
     "saturation": _FieldSpec("saturation", "fraction", _ORDERED, "0 (grey) .. 1 (vivid)"),
     "indexed": _FieldSpec("indexed_at", "time", _ORDERED, "a date"),
@@ -85,7 +87,6 @@ FIELDS: dict[str, _FieldSpec] = {
 # told why instead of having the word searched for.
 _NOT_YET = {
     "taken": "the date a photo was taken",
-    "category": "zero-shot categories",
     "tag": "tags",
     "camera": "EXIF camera",
 }
@@ -96,6 +97,8 @@ _COLOUR_ALIASES = {
     "gray": "grey",
     "violet": "purple",
 }
+
+_CATEGORY_ALIASES = {c.chinese: c.name for c in DEFAULT_CATEGORIES} | {"其他": "other"}
 
 _TOKEN = re.compile(
     r"""
@@ -199,7 +202,8 @@ def _build(
         path = stored_text(os.path.normpath(os.path.abspath(home(raw))))
         below = path.rstrip(os.sep) + os.sep
         return (column == path) | column.startswith(below)
-    values = raw.split(",") if spec.kind in ("kind", "keyword", "colour", "scheme") else [raw]
+    listed = ("kind", "keyword", "colour", "scheme", "category")
+    values = raw.split(",") if spec.kind in listed else [raw]
     if any(not v for v in values):
         raise QuerySyntaxError(f"'{name}' has an empty value in '{raw}'", query, at)
     converted = [_value(spec, name, v, query, at) for v in values]
@@ -230,6 +234,8 @@ def _value(spec: _FieldSpec, name: str, raw: str, query: str, at: int) -> Value:
             names = ", ".join(COLOUR_NAMES)
             raise QuerySyntaxError(f"'{raw}' is not a colour; colours are {names}", query, at)
         return colour
+    if spec.kind == "category":  # any configured name; the Chinese defaults map to theirs
+        return _CATEGORY_ALIASES.get(raw, raw.lower())
     if spec.kind == "scheme":
         if raw.lower() not in ("warm", "cool", "neutral"):
             raise QuerySyntaxError(f"'{raw}' is not warm, cool or neutral", query, at)

@@ -42,6 +42,8 @@ UNIT_COLUMNS: Mapping[str, ColumnType] = MappingProxyType(
         "scheme": "string",  # warm | cool | neutral; "" for units without pixels
         "brightness": "float64",  # 0..1, None without pixels
         "saturation": "float64",  # 0..1, None without pixels
+        "category": "string",  # zero-shot category (heron.understand.categories); "" without pixels
+        "category_score": "float64",  # its confidence, 0..1
     }
 )
 
@@ -67,6 +69,8 @@ UNIT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "scheme": "",
         "brightness": None,
         "saturation": None,
+        "category": "",
+        "category_score": None,
     }
 )
 REQUIRED_COLUMNS: frozenset[str] = frozenset({"id", "vector", "model"})

@@ -50,6 +50,7 @@ _SCALAR_INDEXES: dict[str, type] = {
     "kind": Bitmap,
     "format": Bitmap,
     "source": BTree,
+    "category": Bitmap,
 }
 _ARROW_TYPES: dict[ColumnType, pa.DataType] = {
     "string": pa.string(),
@@ -72,6 +73,8 @@ _ADDED_COLUMNS: dict[str, str] = {
     "scheme": "''",
     "brightness": "CAST(NULL AS DOUBLE)",
     "saturation": "CAST(NULL AS DOUBLE)",
+    "category": "''",
+    "category_score": "CAST(NULL AS DOUBLE)",
 }
 
 
