@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from heron.search.engine import QueryError
 from heron.search.query import FIELDS, QuerySyntaxError, parse_query
 from heron.store.base import UNIT_COLUMNS
-from heron.store.filters import And, Compare, Field, In, Not, Or, Prefix, to_lance_sql
+from heron.store.filters import And, Compare, Field, In, Not, Or, Prefix
+from heron.store.lance_sql import to_lance_sql
 
 
 def _home(path: str) -> str:
@@ -72,7 +73,8 @@ def test_text_with_colons_stays_text_and_escapes_work() -> None:
         ("kind>page", "'kind' takes", 0),
         ('a "never closed', "never closed", 2),
         ("-dog", "a minus excludes a field", 0),
-        ("colour:warm", "does not record yet", 0),
+        ("taken>=2024", "does not record yet", 0),
+        ("colour:warm", "not a colour", 7),
         ("kind:", "needs a value", 5),
         ("format:jpeg,,png", "empty value", 7),
     ],

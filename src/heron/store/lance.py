@@ -31,7 +31,8 @@ from heron.store.base import (
     dedupe_last,
     normalize_row,
 )
-from heron.store.filters import ColumnType, Field, Filter, FilterError, to_lance_sql
+from heron.store.filters import ColumnType, Field, Filter, FilterError
+from heron.store.lance_sql import to_lance_sql
 
 AnnKind = Literal["ivf_sq", "ivf_rq", "ivf_pq", "ivf_flat"]
 
