@@ -13,7 +13,7 @@ import io
 import re
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import BinaryIO
@@ -23,6 +23,7 @@ from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
 from heron.extract.base import ExtractOptions, Source, UnitDraft
 from heron.extract.errors import SkipFile, UnreadableFile
+from heron.extract.metadata import PhotoMetadata, read_metadata
 
 try:
     import pillow_heif
@@ -90,6 +91,7 @@ class DecodedImage:
     height: int
     format: str
     exif_datetime: datetime | None
+    metadata: PhotoMetadata = field(default_factory=PhotoMetadata)
 
 
 def decode_image(path: Path, target_size: int = 224, max_pixels: int = 80_000_000) -> DecodedImage:
@@ -288,7 +290,7 @@ def _decode(im: Image.Image, min_side: int, max_pixels: int) -> DecodedImage:
         raise UnreadableFile(f"cannot convert {fmt.upper()} to RGB: {_describe(exc)}") from None
     if orientation in _SWAPS_AXES:
         width, height = height, width
-    return DecodedImage(image, width, height, fmt, _exif_datetime(exif))
+    return DecodedImage(image, width, height, fmt, _exif_datetime(exif), read_metadata(im, exif))
 
 
 def _load(im: Image.Image, fmt: str) -> None:
@@ -399,11 +401,14 @@ class ImageExtractor:
             decoded = decode_image_bytes(source.data, target, options.max_image_pixels)
         else:
             decoded = decode_image(source.path, target, options.max_image_pixels)
-        fields = {"taken_at": decoded.exif_datetime.isoformat()} if decoded.exif_datetime else {}
+        fields: dict[str, object] = decoded.metadata.fields()
+        if decoded.exif_datetime is not None:
+            fields["taken_at"] = decoded.exif_datetime.isoformat()
         small = max(decoded.width, decoded.height) <= options.thumbnail_side
         yield UnitDraft(
             kind="image",
             image=decoded.image,
+            text=" ".join(decoded.metadata.keywords),  # IPTC keywords: found by keyword search
             width=decoded.width,
             height=decoded.height,
             format=decoded.format,

@@ -526,6 +526,7 @@ class Indexer:
             "thumbnail": thumbnail,
             "extra": json.dumps(unit.fields, ensure_ascii=False),
             **_colour_columns(unit.colours),
+            **_photo_columns(unit.fields),
             **(
                 {"category": unit.category[0], "category_score": unit.category[1]}
                 if unit.category
@@ -694,6 +695,20 @@ def _problem_record(problem: CrawlProblem) -> FileRecord:
         reason=stored_text(problem.reason),
         kind="",
     )
+
+
+def _photo_columns(fields: dict[str, Any]) -> dict[str, object]:
+    """The filterable columns of what an extractor read of a photo (EXIF)."""
+    columns: dict[str, object] = {}
+    if fields.get("taken_at"):
+        moment = datetime.fromisoformat(str(fields["taken_at"]))
+        columns["taken_at"] = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if fields.get("camera"):
+        columns["camera"] = str(fields["camera"]).lower()
+    for key in ("latitude", "longitude"):
+        if isinstance(fields.get(key), int | float):
+            columns[key] = float(fields[key])
+    return columns
 
 
 def _colour_columns(tags: ColourTags | None) -> dict[str, object]:

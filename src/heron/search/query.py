@@ -82,13 +82,15 @@ FIELDS: dict[str, _FieldSpec] = {
     "brightness": _FieldSpec("brightness", "fraction", _ORDERED, "0 (dark) .. 1 (bright)"),
     "saturation": _FieldSpec("saturation", "fraction", _ORDERED, "0 (grey) .. 1 (vivid)"),
     "indexed": _FieldSpec("indexed_at", "time", _ORDERED, "a date"),
+    "taken": _FieldSpec("taken_at", "time", _ORDERED, "a date (EXIF): 2024, 2024-05 ..."),
+    "camera": _FieldSpec("camera", "text", frozenset({":", "="}), "words of its make or model"),
+    "lat": _FieldSpec("latitude", "degrees", _ORDERED, "degrees north, -90 .. 90"),
+    "lon": _FieldSpec("longitude", "degrees", _ORDERED, "degrees east, -180 .. 180"),
 }
 # Fields the language reserves for what indexing does not record yet, so a query using one is
 # told why instead of having the word searched for.
 _NOT_YET = {
-    "taken": "the date a photo was taken",
     "tag": "tags",
-    "camera": "EXIF camera",
 }
 
 _COLOUR_ALIASES = {
@@ -207,6 +209,8 @@ def _build(
     if any(not v for v in values):
         raise QuerySyntaxError(f"'{name}' has an empty value in '{raw}'", query, at)
     converted = [_value(spec, name, v, query, at) for v in values]
+    if spec.kind == "text":
+        return column.contains(converted[0])  # type: ignore[arg-type]
     if spec.kind == "colour":  # a unit has several colours: any of the ones asked
         matches = [column.contains(f" {colour} ") for colour in converted]
         found = matches[0]
@@ -240,6 +244,13 @@ def _value(spec: _FieldSpec, name: str, raw: str, query: str, at: int) -> Value:
         if raw.lower() not in ("warm", "cool", "neutral"):
             raise QuerySyntaxError(f"'{raw}' is not warm, cool or neutral", query, at)
         return raw.lower()
+    if spec.kind == "text":
+        return raw.lower()
+    if spec.kind == "degrees":
+        try:
+            return float(raw)
+        except ValueError:
+            raise QuerySyntaxError(f"'{name}' takes degrees, not '{raw}'", query, at) from None
     if spec.kind == "fraction":
         try:
             value = float(raw)

@@ -44,6 +44,10 @@ UNIT_COLUMNS: Mapping[str, ColumnType] = MappingProxyType(
         "saturation": "float64",  # 0..1, None without pixels
         "category": "string",  # zero-shot category (heron.understand.categories); "" without pixels
         "category_score": "float64",  # its confidence, 0..1
+        "taken_at": "timestamp",  # when a photo was taken (EXIF), None when unknown
+        "camera": "string",  # EXIF make and model, lower-cased for filtering; "" when unknown
+        "latitude": "float64",  # EXIF GPS, degrees north; None when unknown
+        "longitude": "float64",  # degrees east
     }
 )
 
@@ -71,6 +75,10 @@ UNIT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "saturation": None,
         "category": "",
         "category_score": None,
+        "taken_at": None,
+        "camera": "",
+        "latitude": None,
+        "longitude": None,
     }
 )
 REQUIRED_COLUMNS: frozenset[str] = frozenset({"id", "vector", "model"})

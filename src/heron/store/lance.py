@@ -76,6 +76,10 @@ _ADDED_COLUMNS: dict[str, str] = {
     "saturation": "CAST(NULL AS DOUBLE)",
     "category": "''",
     "category_score": "CAST(NULL AS DOUBLE)",
+    "taken_at": "CAST(NULL AS TIMESTAMP)",
+    "camera": "''",
+    "latitude": "CAST(NULL AS DOUBLE)",
+    "longitude": "CAST(NULL AS DOUBLE)",
 }
 
 
