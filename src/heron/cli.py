@@ -332,6 +332,14 @@ def search(
     explain: Annotated[
         bool, typer.Option("--explain", help="Show each hit's vector and keyword ranks.")
     ] = False,
+    mix: Annotated[
+        str | None,
+        typer.Option(
+            "--mix",
+            help="A mixed query: texts and pictures with weights, e.g. "
+            '\'"beach" + 0.5*photo.jpg - "people"\'.',
+        ),
+    ] = None,
     vector_only: Annotated[
         bool, typer.Option("--vector-only", help="Rank by the vectors alone (no keyword fusion).")
     ] = False,
@@ -350,6 +358,7 @@ def search(
             image=image or None,
             query=query,
             fusion=not vector_only,
+            mix=mix,
             keyword=keyword,
             k=k,
             filter=where,

@@ -38,6 +38,7 @@ from heron.search.engine import (
     mismatch_message,
 )
 from heron.search.evaluation import EvalQuery, EvalReport, load_eval_file, summarise
+from heron.search.mixed import parse_mixed
 from heron.search.query import parse_query
 from heron.store.base import Store
 from heron.store.blobs import BlobStore
@@ -260,6 +261,7 @@ class Heron:
         min_score: float | None = None,
         kind: str | Sequence[str] | None = None,
         fusion: bool = True,
+        mix: str | Sequence[tuple[str | ImageInput, float]] | None = None,
     ) -> list[SearchHit]:
         """Rank stored units against a text, an image, or both (averaged); or, with `keyword`,
         the units whose text holds that phrase (BM25; Chinese needs no spaces).
@@ -268,9 +270,11 @@ class Heron:
         `kind:page`, `width>=800`, `path:~/Papers`, `-kind:frame` ...); `text` is taken as it
         is. A text query is answered by one list fused from the vector search and the keyword
         search of its words and phrases (`fusion=False`: the vectors alone); each hit's
-        `explain` says which lists found it. `kind` keeps only units of that kind or kinds
-        (`heron.extract.base.UNIT_KINDS`), inside the search. A text the model cannot read
-        (a script outside its languages) still runs, with a `QueryWarning`.
+        `explain` says which lists found it. `mix` is a mixed query: texts and pictures with
+        weights and negatives, as a string (`'"beach" + 0.5*photo.jpg - "people"'`,
+        `heron.search.mixed`) or (text or image, weight) pairs. `kind` keeps only units of
+        that kind or kinds (`heron.extract.base.UNIT_KINDS`), inside the search. A text the
+        model cannot read (a script outside its languages) still runs, with a `QueryWarning`.
         """
         where = parse_filter(filter) if isinstance(filter, str) else filter
         where = _with_kinds(where, kind)
@@ -279,6 +283,11 @@ class Heron:
                 raise QueryError("a keyword search takes no text, query or image (yet)")
             hits = self._searcher().keyword(keyword, k=k, where=where)
             return [hit for hit in hits if min_score is None or hit.score >= min_score]
+        if mix is not None:
+            if text is not None or image is not None or query is not None:
+                raise QueryError("a mixed query takes no other text, query or image")
+            vector = self._mixed_vector(mix)
+            return self._searcher().search(vector, k=k, where=where, min_score=min_score)
         if query is not None and text is not None:
             raise QueryError("give a text or a query, not both")
         words: list[str] = [text] if text is not None else []
@@ -299,6 +308,33 @@ class Heron:
         if fusion and text:
             return searcher.fused(vector, words, phrases, k=k, where=where, min_score=min_score)
         return searcher.search(vector, k=k, where=where, min_score=min_score)
+
+    def _mixed_vector(self, mix: str | Sequence[tuple[str | ImageInput, float]]) -> np.ndarray:
+        """The normalised weighted sum of the parts' vectors."""
+        if isinstance(mix, str):
+            pairs: list[tuple[str | ImageInput, float]] = [
+                (part.text if part.text is not None else part.image, part.weight)  # type: ignore[misc]
+                for part in parse_mixed(mix)
+            ]
+        else:
+            pairs = list(mix)
+        if not pairs or all(weight <= 0 for _, weight in pairs):
+            raise QueryError("a mixed query needs at least one part with a positive weight")
+        searcher = self._searcher()
+        total = np.zeros(self.encoder.dim, dtype=np.float32)
+        for value, weight in pairs:
+            if isinstance(value, str):
+                warning = searcher.language_warning(value)
+                if warning is not None:
+                    warnings.warn(warning, QueryWarning, stacklevel=3)
+                part = searcher.query_vector(value, [])
+            else:
+                part = searcher.query_vector(None, [_load_query_image(value)])
+            total += float(weight) * part
+        norm = float(np.linalg.norm(total))
+        if norm < 1e-6:
+            raise QueryError("the mixed query's parts cancel out: nothing is left to search for")
+        return total / norm
 
     def rank(self, texts: Sequence[str], k: int = 10) -> list[list[str]]:
         """Unit ids, best first, for each text query, encoded and ranked in batches (for
