@@ -9,6 +9,7 @@ with Heron("~/.local/share/heron") as heron:
 
 from __future__ import annotations
 
+import base64
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -44,9 +45,10 @@ from heron.store.base import Store
 from heron.store.blobs import BlobStore
 from heron.store.filters import Field, Filter, parse_filter
 from heron.store.lance import AnnSettings, LanceStore
-from heron.understand.categories import Categoriser, Category, parse_categories
+from heron.understand.categories import Categoriser, parse_categories
 from heron.understand.ocr import OcrEngine
 from heron.util.locks import exclusive_lock
+from heron.util.memory import release_freed_memory
 from heron.util.paths import absolute
 
 ImageInput = str | Path | bytes | Image.Image
@@ -167,7 +169,7 @@ class Heron:
                 store=self.store,
                 # Throughput, not latency: parallel single-threaded calls (see ingest.pipeline).
                 encoder=encoder,
-                categoriser=Categoriser(encoder, self._categories()),
+                categoriser=self._categoriser(),
                 thumbnails=self.thumbnails,
                 batch_size=self.settings.batch_size,
                 decode_workers=self.settings.decode_workers or max(1, cores // 2),
@@ -184,11 +186,27 @@ class Heron:
             )
             return indexer.run([Path(p) for p in paths], on_progress)
 
-    def _categories(self) -> tuple[Category, ...]:
+    def _categoriser(self) -> Categoriser:
+        """The zero-shot categoriser, its prompt vectors cached in the catalog per model: a run
+        of pictures then never loads the text towers (measured +0.5 GB RSS and 1.5 s CPU)."""
         try:
-            return parse_categories(self.settings.categories)
+            categories = parse_categories(self.settings.categories)
         except ValueError as exc:
             raise ConfigError(f"setting 'categories': {exc}") from None
+        key = f"categories:{self.encoder.stamp}:{Categoriser.key_for(categories)}"
+        cached = self.catalog.get_meta(key)
+        if cached is not None:
+            vectors = np.frombuffer(base64.b64decode(cached), dtype=np.float32)
+        else:
+            # A throw-away encoder: its text towers are freed once the prompts are embedded,
+            # instead of staying loaded through a run of pictures.
+            encoder = load_encoder(self._model_path())
+            vectors = Categoriser(encoder, categories).prompt_vectors().astype(np.float32)
+            del encoder
+            release_freed_memory()
+            self.catalog.set_meta(key, base64.b64encode(vectors.tobytes()).decode())
+        vectors = vectors.reshape(len(categories), -1)
+        return Categoriser(self.encoder, categories, prompt_vectors=vectors)
 
     def _ocr(self, ocr: bool | None) -> dict[str, Any]:
         """The Indexer's OCR arguments: every picture, scanned pages only, or nothing."""

@@ -104,14 +104,30 @@ class Categoriser:
         encoder: _TextEncoder,
         categories: Sequence[Category] = DEFAULT_CATEGORIES,
         min_confidence: float = 0.3,
+        prompt_vectors: np.ndarray | None = None,
     ) -> None:
+        """`prompt_vectors` (one row per category, from `prompt_vectors()` of an earlier run)
+        spares loading the text towers at all in a run of pictures."""
         if not categories:
             raise ValueError("give at least one category")
         self.encoder = encoder
         self.categories = tuple(categories)
         self.min_confidence = min_confidence
-        self._prompts: np.ndarray | None = None
+        if prompt_vectors is not None and len(prompt_vectors) != len(self.categories):
+            prompt_vectors = None  # made for another label list
+        self._prompts: np.ndarray | None = prompt_vectors
         self._lock = threading.Lock()
+
+    @staticmethod
+    def key_for(categories: Sequence[Category]) -> str:
+        """Names a label list and its prompts, to store `prompt_vectors()` under."""
+        import hashlib
+
+        spec = "\n".join(f"{c.name}={'|'.join(c.prompts)}" for c in categories)
+        return hashlib.blake2b(spec.encode(), digest_size=8).hexdigest()
+
+    def prompt_vectors(self) -> np.ndarray:
+        return self._prompt_vectors()
 
     def _prompt_vectors(self) -> np.ndarray:
         with self._lock:
