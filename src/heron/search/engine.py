@@ -235,17 +235,16 @@ class Searcher:
                 lists.append((f"phrase:{phrase}", hits))
         fused = _fuse(lists)[:k]
         cosines = self._cosines(vector, fused, lists[0][1])
-        ranked = [(hit, cosines[hit.id], parts) for hit, _, parts in fused]
         if min_score is not None:
-            ranked = [item for item in ranked if item[1] >= min_score]
-        paths = self.catalog.paths_for_units(hit.id for hit, _, _ in ranked)
+            fused = [item for item in fused if cosines[item[0].id] >= min_score]
+        paths = self.catalog.paths_for_units(hit.id for hit, _, _ in fused)
         query_terms = set(terms.split())
         return [
             replace(
-                self._hit(StoreHit(hit.id, cosine, hit.row), paths.get(hit.id, [])),
-                explain=_explanation(parts, query_terms, str(hit.row.get("terms") or "")),
+                self._hit(StoreHit(hit.id, cosines[hit.id], hit.row), paths.get(hit.id, [])),
+                explain=_explanation(score, parts, query_terms, str(hit.row.get("terms") or "")),
             )
-            for hit, cosine, parts in ranked
+            for hit, score, parts in fused
         ]
 
     def _cosines(
@@ -354,9 +353,8 @@ def _fuse(
 
 
 def _explanation(
-    parts: dict[str, dict[str, float]], query_terms: set[str], unit_terms: str
+    fused: float, parts: dict[str, dict[str, float]], query_terms: set[str], unit_terms: str
 ) -> dict[str, Any]:
-    fused = sum(1.0 / (RRF_K + part["rank"]) for part in parts.values())
     explain: dict[str, Any] = {"fused": round(fused, 6), **parts}
     if "keyword" in parts:
         have = set(unit_terms.split())
