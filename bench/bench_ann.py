@@ -1,9 +1,10 @@
-"""ANN benchmark: LanceStore (automatic index) vs FAISS IVF-Flat vs exact numpy.
+"""ANN benchmark: LanceStore (with its FAISS mirror, and Lance alone) vs bare FAISS vs numpy.
 
 Synthetic, clustered, L2-normalised vectors (a Gaussian mixture around a shared mean direction,
 with power-law cluster sizes, roughly like CLIP-style embeddings) and queries drawn from the
 same mixture. For each size it reports load + index time, query latency p50/p99 and recall@10
-against exact search, without and with a 10 %-selectivity filter, and memory.
+against exact search, unfiltered and with filters keeping 1 %, 10 % and 50 % of rows, and memory.
+Store figures are end to end: `LanceStore.search` returning hits with their rows.
 
     python bench/bench_ann.py --sizes 10000,100000,1000000 --queries 200 [--json]
 
@@ -33,12 +34,19 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from heron.store.filters import Field
+from heron.store.filters import Field, Filter
 from heron.store.lance import AnnSettings, LanceStore
 
 K = 10
-FILTER_KIND = "figure"  # the kind carried by 10 % of the rows
 LOAD_BATCH = 20_000
+# Row kinds drawn with these shares; the filters below keep 1 %, 10 % and 50 % of rows.
+KIND_SHARES = {"figure": 0.01, "page": 0.09, "frame": 0.40, "image": 0.50}
+FILTERS: dict[str, Filter] = {
+    "1%": Field("kind") == "figure",
+    "10%": Field("kind").isin(["figure", "page"]),
+    "50%": Field("kind") != "image",
+}
+FILTER_KINDS = {"1%": {"figure"}, "10%": {"figure", "page"}, "50%": {"figure", "page", "frame"}}
 
 
 # --------------------------------------------------------------------------- data
@@ -144,7 +152,7 @@ class EngineResult:
     rss_delta_mb: float | None = None  # ... minus the RSS when it started
     note: str = ""
     plain: QueryStats | None = None
-    filtered: QueryStats | None = None
+    filtered: dict[str, QueryStats] = field(default_factory=dict)  # by selectivity
 
 
 @dataclass
@@ -175,86 +183,101 @@ def run_queries(
 # --------------------------------------------------------------------------- engines
 
 
-def bench_numpy(
-    data: np.ndarray, mask: np.ndarray, queries: np.ndarray, truths: tuple[np.ndarray, ...]
-) -> EngineResult:
-    subset = np.flatnonzero(mask)
-    sub_data = data[subset]
+@dataclass
+class Workload:
+    data: np.ndarray
+    kinds: np.ndarray
+    queries: np.ndarray
+    truth: np.ndarray
+    masks: dict[str, np.ndarray]
+    truths: dict[str, np.ndarray]
 
+
+def bench_numpy(w: Workload) -> EngineResult:
     def top(matrix: np.ndarray, q: np.ndarray) -> np.ndarray:
         sims = matrix @ q
         part = np.argpartition(-sims, K)[:K]
         return part[np.argsort(-sims[part])]
 
     result = EngineResult("numpy exact", build_s=0.0, note="brute force")
-    result.plain = run_queries(lambda q: top(data, q).tolist(), queries, truths[0])
-    result.filtered = run_queries(lambda q: subset[top(sub_data, q)].tolist(), queries, truths[1])
+    result.plain = run_queries(lambda q: top(w.data, q).tolist(), w.queries, w.truth)
+    for name, mask in w.masks.items():
+        subset = np.flatnonzero(mask)
+        sub_data = w.data[subset]
+        result.filtered[name] = run_queries(
+            lambda q, s=subset, d=sub_data: s[top(d, q)].tolist(), w.queries, w.truths[name]
+        )
     return result
 
 
-def bench_lance(
-    data: np.ndarray,
-    kinds: np.ndarray,
-    queries: np.ndarray,
-    truths: tuple[np.ndarray, ...],
-    workdir: Path,
-    ann: AnnSettings,
-) -> EngineResult:
-    path = workdir / f"lance-{len(data)}"
+def bench_lance(w: Workload, workdir: Path, ann: AnnSettings, reopen: bool) -> EngineResult:
+    """LanceStore end to end. With ``ann.mirror`` the searches are the mirror's; ``reopen``
+    measures a fresh process's view: the store opened again, loading the saved mirror."""
+    path = workdir / f"lance-{len(w.data)}-{'mirror' if ann.mirror else 'plain'}"
     shutil.rmtree(path, ignore_errors=True)
     gc.collect()
     with PeakRss() as rss:
-        store = LanceStore(path, dim=data.shape[1], ann=ann)
+        store = LanceStore(path, dim=w.data.shape[1], ann=ann)
         with timed() as load_t:
-            for start in range(0, len(data), LOAD_BATCH):
-                stop = min(start + LOAD_BATCH, len(data))
-                store.upsert(
-                    {"id": str(i), "vector": data[i], "model": "bench@1", "kind": kinds[i]}
+            for start in range(0, len(w.data), LOAD_BATCH):
+                stop = min(start + LOAD_BATCH, len(w.data))
+                store.insert_new(
+                    {"id": str(i), "vector": w.data[i], "model": "bench@1", "kind": w.kinds[i]}
                     for i in range(start, stop)
                 )
         with timed() as index_t:
             store.optimize()
+        open_s = 0.0
+        if reopen:
+            store.close()
+            gc.collect()
+            with timed() as open_t:
+                store = LanceStore(path, ann=ann)
+                store.search(w.queries[0], 1)  # loads the saved mirror
+            open_s = open_t[0]
         info = store.index_info()
-        flt = Field("kind") == FILTER_KIND
+        mirror = info.get("mirror") if info else None
+        if not info:
+            note = "exact (below index threshold)"
+        elif mirror:
+            note = (
+                f"FAISS mirror, {mirror['lists']} lists, nprobe {ann.mirror_settings.nprobe}; "
+                f"{mirror['memory_bytes'] / 2**20:.0f} MB held"
+                + (f"; reopened + loaded in {open_s:.1f}s" if reopen else "")
+            )
+        else:
+            note = f"{info['kind']} nprobes={ann.nprobes} refine={ann.refine_factor}"
         result = EngineResult(
-            "LanceStore",
+            "LanceStore" if ann.mirror else "Lance alone",
             build_s=load_t[0] + index_t[0],
             load_s=load_t[0],
             index_s=index_t[0],
-            note=(
-                f"{info['kind']} nprobes={ann.nprobes} refine={ann.refine_factor}"
-                if info
-                else "exact (below index threshold)"
-            ),
+            note=note,
         )
-
-        def plain(q: np.ndarray) -> list[int]:
-            return [int(h.id) for h in store.search(q, K)]
-
-        def filtered(q: np.ndarray) -> list[int]:
-            return [int(h.id) for h in store.search(q, K, flt)]
-
-        result.plain = run_queries(plain, queries, truths[0])
-        result.filtered = run_queries(filtered, queries, truths[1])
+        result.plain = run_queries(
+            lambda q: [int(h.id) for h in store.search(q, K)], w.queries, w.truth
+        )
+        for name, flt in FILTERS.items():
+            result.filtered[name] = run_queries(
+                lambda q, f=flt: [int(h.id) for h in store.search(q, K, f)],
+                w.queries,
+                w.truths[name],
+            )
         store.close()
     result.rss_peak_mb, result.rss_delta_mb = rss.peak_mb, rss.peak_mb - rss.start_mb
     shutil.rmtree(path, ignore_errors=True)
     return result
 
 
-def bench_faiss(
-    data: np.ndarray, mask: np.ndarray, queries: np.ndarray, truths: tuple[np.ndarray, ...]
-) -> EngineResult | None:
+def bench_faiss(w: Workload) -> EngineResult | None:
     try:
         import faiss
     except ImportError:
         return None
+    data = w.data
     n, dim = data.shape
     nlist = int(min(4096, max(16, round(math.sqrt(n)))))
-    nprobe = max(10, math.ceil(nlist / 25))
-    # IVF-Flat cannot probe further when a filter leaves too few candidates, so the filtered run
-    # probes 1/selectivity times as many lists to scan as many matching vectors.
-    filter_nprobe = min(nlist, 10 * nprobe)
+    nprobe = min(nlist, 10)
     gc.collect()
     with PeakRss() as rss:
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
@@ -265,8 +288,6 @@ def bench_faiss(
         with timed() as add_t:
             index.add(data)
         plain_params = faiss.SearchParametersIVF(nprobe=nprobe)
-        selector = faiss.IDSelectorBatch(np.flatnonzero(mask).astype(np.int64))
-        filter_params = faiss.SearchParametersIVF(nprobe=filter_nprobe, sel=selector)
 
         def search(params: Any) -> Callable[[np.ndarray], list[int]]:
             def run(q: np.ndarray) -> list[int]:
@@ -280,10 +301,15 @@ def bench_faiss(
             build_s=train_t[0] + add_t[0],
             load_s=add_t[0],
             index_s=train_t[0],
-            note=f"nlist={nlist} nprobe={nprobe} (filtered: {filter_nprobe})",
+            note=f"bare index: nlist={nlist} nprobe={nprobe}, filtered nprobe/sqrt(share)",
         )
-        result.plain = run_queries(search(plain_params), queries, truths[0])
-        result.filtered = run_queries(search(filter_params), queries, truths[1])
+        result.plain = run_queries(search(plain_params), w.queries, w.truth)
+        for name, mask in w.masks.items():
+            bits = np.packbits(mask, bitorder="little")
+            selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bits))
+            probes = min(nlist, math.ceil(nprobe / math.sqrt(mask.mean())))
+            params = faiss.SearchParametersIVF(nprobe=probes, sel=selector)
+            result.filtered[name] = run_queries(search(params), w.queries, w.truths[name])
     result.rss_peak_mb, result.rss_delta_mb = rss.peak_mb, rss.peak_mb - rss.start_mb
     return result
 
@@ -297,21 +323,28 @@ def bench_size(n: int, args: argparse.Namespace, workdir: Path) -> SizeResult:
         mix = make_mixture(args.dim, args.clusters, rng)
         data = sample(mix, n, rng)
         queries = sample(mix, args.queries, rng)
-        kinds = np.where(rng.random(n) < 0.10, FILTER_KIND, "image")
-        mask = kinds == FILTER_KIND
-        subset = np.flatnonzero(mask)
-        truths = (exact_topk(data, queries, K), subset[exact_topk(data[subset], queries, K)])
+        kinds = rng.choice(list(KIND_SHARES), n, p=list(KIND_SHARES.values()))
+        masks = {name: np.isin(kinds, list(keep)) for name, keep in FILTER_KINDS.items()}
+        truths = {}
+        for name, mask in masks.items():
+            subset = np.flatnonzero(mask)
+            truths[name] = subset[exact_topk(data[subset], queries, K)]
+        w = Workload(data, kinds, queries, exact_topk(data, queries, K), masks, truths)
     result = SizeResult(n=n, dim=args.dim, queries=args.queries, gen_s=gen_t[0])
     log(f"n={n:,}: data ready in {gen_t[0]:.1f}s")
     engines = args.engines.split(",")
-    ann = AnnSettings(threshold=args.threshold)
     if "numpy" in engines:
-        result.engines.append(bench_numpy(data, mask, queries, truths))
+        result.engines.append(bench_numpy(w))
         log(f"n={n:,}: numpy done")
     if "lance" in engines:
-        result.engines.append(bench_lance(data, kinds, queries, truths, workdir, ann))
-        log(f"n={n:,}: lance done")
-    if "faiss" in engines and (res := bench_faiss(data, mask, queries, truths)) is not None:
+        ann = AnnSettings(threshold=args.threshold)
+        result.engines.append(bench_lance(w, workdir, ann, reopen=args.reopen))
+        log(f"n={n:,}: lance + mirror done")
+    if "lance-alone" in engines:
+        ann = AnnSettings(threshold=args.threshold, mirror=False)
+        result.engines.append(bench_lance(w, workdir, ann, reopen=False))
+        log(f"n={n:,}: lance alone done")
+    if "faiss" in engines and (res := bench_faiss(w)) is not None:
         result.engines.append(res)
         log(f"n={n:,}: faiss done")
     return result
@@ -323,26 +356,30 @@ def log(message: str) -> None:
 
 def print_table(results: list[SizeResult]) -> None:
     header = (
-        f"{'rows':>9}  {'engine':<15} {'build s':>8} {'(load':>7} {'index)':>7}"
-        f" {'p50 ms':>7} {'p99 ms':>7} {'R@10':>6}  {'filt p50':>8} {'filt p99':>8}"
-        f" {'filt R@10':>9}  {'RSS peak':>8} {'(+MB)':>7}  note"
+        f"{'rows':>9}  {'engine':<14} {'filter':>6} {'p50 ms':>7} {'p99 ms':>7} {'R@10':>6}"
+        f"  {'build s':>7} {'RSS peak':>8} {'(+MB)':>7}  note"
     )
     print(header)
     print("-" * len(header))
     for size in results:
         for e in size.engines:
-            p, f = e.plain, e.filtered
-            assert p is not None and f is not None
-            print(
-                f"{size.n:>9,}  {e.engine:<15} {e.build_s:>8.1f} {e.load_s:>7.1f} {e.index_s:>7.1f}"
-                f" {p.p50_ms:>7.2f} {p.p99_ms:>7.2f} {p.recall:>6.3f}"
-                f"  {f.p50_ms:>8.2f} {f.p99_ms:>8.2f} {f.recall:>9.3f}"
-                f"  {_mb(e.rss_peak_mb):>8} {_mb(e.rss_delta_mb, sign=True):>7}  {e.note}"
-            )
+            assert e.plain is not None
+            for i, (name, q) in enumerate([("none", e.plain), *e.filtered.items()]):
+                first = i == 0
+                rows, engine = (f"{size.n:,}", e.engine) if first else ("", "")
+                print(
+                    f"{rows:>9}  {engine:<14} {name:>6}"
+                    f" {q.p50_ms:>7.2f} {q.p99_ms:>7.2f} {q.recall:>6.3f}"
+                    + (
+                        f"  {e.build_s:>7.1f} {_mb(e.rss_peak_mb):>8}"
+                        f" {_mb(e.rss_delta_mb, sign=True):>7}  {e.note}"
+                        if first
+                        else ""
+                    )
+                )
     print(
-        f"\nrecall@{K} is against exact search; the filter keeps 10 % of rows "
-        f"(kind == {FILTER_KIND!r}); process max RSS "
-        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+        f"\nrecall@{K} against exact search; filters on kind keep 1 %, 10 % and 50 % of rows; "
+        f"process max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
     )
 
 
@@ -359,7 +396,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--clusters", type=int, default=1000)
     parser.add_argument("--threshold", type=int, default=AnnSettings().threshold)
-    parser.add_argument("--engines", default="numpy,lance,faiss")
+    parser.add_argument("--engines", default="numpy,lance,lance-alone,faiss")
+    parser.add_argument(
+        "--reopen", action="store_true", help="measure LanceStore reopened (the saved mirror)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None, help="where Lance tables go")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")

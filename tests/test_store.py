@@ -175,6 +175,21 @@ class TestLanceStoreMeetsTheContract(StoreContract):
         s.close()
 
 
+class TestLanceStoreWithItsMirrorMeetsTheContract(StoreContract):
+    """The same contract answered by the in-memory FAISS mirror (heron.store.ann_mirror)."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[LanceStore]:
+        s = LanceStore(tmp_path / "db", dim=DIM, ann=AnnSettings(threshold=1))
+        s.upsert(make_rows(unit_vectors(1), prefix="seed"))
+        s.optimize()  # builds the mirror, which then follows every write
+        s.delete(["seed0"])
+        assert s.index_info()["mirror"] is not None
+        yield s
+        assert s.index_info()["mirror"] is not None, "a write left the mirror behind"
+        s.close()
+
+
 def test_reopen_after_close_persists(tmp_path: Path) -> None:
     vectors = unit_vectors(20)
     with LanceStore(tmp_path / "db", dim=DIM) as store:
