@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from heron.search.engine import QueryError
 from heron.search.query import FIELDS, QuerySyntaxError, parse_query
 from heron.store.base import UNIT_COLUMNS
-from heron.store.filters import And, Compare, Field, In, Not, Or, Prefix
+from heron.store.filters import And, Compare, Contains, Field, In, Not, Or, Prefix
 from heron.store.lance_sql import to_lance_sql
 
 
@@ -40,6 +40,14 @@ def test_words_phrases_and_every_filter_operator() -> None:
     assert parts[9] == Not(Compare("model", "=", "x"))
     sql = to_lance_sql(parsed.filter, UNIT_COLUMNS)  # every node renders for the backend
     assert "starts_with(`path`, '/home/u/Papers/')" in sql
+
+
+def test_tags_are_normalised_and_any_of_several_matches() -> None:
+    parsed = parse_query("tag:Holiday,猫 -tag:draft beach")
+    tagged, untagged = _flatten(parsed.filter)
+    assert tagged == Or(Contains("tags", " holiday "), Contains("tags", " 猫 "))
+    assert untagged == Not(Contains("tags", " draft "))
+    assert parsed.words == ["beach"]
 
 
 def _flatten(node: object) -> list[object]:
@@ -73,7 +81,7 @@ def test_text_with_colons_stays_text_and_escapes_work() -> None:
         ("kind>page", "'kind' takes", 0),
         ('a "never closed', "never closed", 2),
         ("-dog", "a minus excludes a field", 0),
-        ("tag:cat", "does not record yet", 0),
+        ("tag:a\x01b", "control", 4),
         ("colour:warm", "not a colour", 7),
         ("kind:", "needs a value", 5),
         ("format:jpeg,,png", "empty value", 7),

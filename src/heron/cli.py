@@ -44,8 +44,13 @@ models_app = typer.Typer(help="List, build and download embedding models.", no_a
 adapter_app = typer.Typer(
     help="Train a text↔image adapter head on your captioned images.", no_args_is_help=True
 )
+tag_app = typer.Typer(
+    help="Tags you give files: add, remove, list; search them with tag:NAME.",
+    no_args_is_help=True,
+)
 app.add_typer(models_app, name="models")
 app.add_typer(adapter_app, name="adapter")
+app.add_typer(tag_app, name="tag")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # a message stays one line for grep and logs
@@ -313,6 +318,15 @@ def search(
         str | None, typer.Option("--where", help="Filter, e.g. 'width>=800, format=jpeg'.")
     ] = None,
     min_score: Annotated[float | None, typer.Option(help="Drop hits below this score.")] = None,
+    min_relevance: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Drop hits below this calibrated relevance (default: the min_relevance "
+            "setting, 0.6); 0 shows all k.",
+        ),
+    ] = None,
     keyword: Annotated[
         str | None,
         typer.Option(
@@ -343,6 +357,14 @@ def search(
     vector_only: Annotated[
         bool, typer.Option("--vector-only", help="Rank by the vectors alone (no keyword fusion).")
     ] = False,
+    rerank: Annotated[
+        bool | None,
+        typer.Option(
+            "--rerank/--no-rerank",
+            help="Re-score the best candidates with the rerank_model setting's second model "
+            "(default: when one is configured).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search by text (vectors and keywords fused), by example image, or both; or by --keyword."""
@@ -364,6 +386,8 @@ def search(
             filter=where,
             min_score=min_score,
             kind=kind or None,
+            min_relevance=min_relevance,
+            rerank=rerank,
         )
         took_ms = (time.perf_counter() - started) * 1000
         if as_json:
@@ -381,7 +405,8 @@ def search(
         _print_warnings(notes)
         if not hits:
             narrowed = where is not None or min_score is not None or bool(kind)
-            _explain_no_hits(heron, took_ms, narrowed=narrowed)
+            cut = heron.settings.min_relevance if min_relevance is None else min_relevance
+            _explain_no_hits(heron, took_ms, narrowed=narrowed, cut=cut if keyword is None else 0)
             return
         _render_hits(hits, took_ms, explain)
 
@@ -401,12 +426,17 @@ def _print_warnings(messages: list[str]) -> None:
         err.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
 
 
-def _explain_no_hits(heron, took_ms: float, narrowed: bool) -> None:  # type: ignore[no-untyped-def]
+def _explain_no_hits(heron, took_ms: float, narrowed: bool, cut: float = 0.0) -> None:  # type: ignore[no-untyped-def]
     if heron.count() == 0:
         data_dir = escape(str(heron.data_dir))
         out.print(f"no results: {data_dir} holds nothing yet; run `heron index FOLDER` first")
     elif narrowed:
         out.print(f"no results ({took_ms:.0f} ms): the filter or --min-score excluded every unit")
+    elif cut > 0:
+        out.print(
+            f"no relevant results ({took_ms:.0f} ms): nothing here scores above the relevance "
+            f"cut-off {cut:g}; --min-relevance 0 shows the nearest units anyway"
+        )
     else:
         out.print(f"no results ({took_ms:.0f} ms)")
 
@@ -416,6 +446,7 @@ def _render_hits(hits, took_ms: float, explain: bool = False) -> None:  # type: 
     table = Table(show_edge=False, header_style="bold")
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
+    table.add_column("rel", justify="right")  # calibrated relevance, 0..1
     table.add_column("kind", no_wrap=True)
     table.add_column("path", overflow="fold")  # a path is only useful whole
     table.add_column("where", no_wrap=True)
@@ -424,7 +455,8 @@ def _render_hits(hits, took_ms: float, explain: bool = False) -> None:  # type: 
     for rank, hit in enumerate(hits, start=1):
         more = f" (+{len(hit.paths) - 1} copies)" if len(hit.paths) > 1 else ""
         path = Text(hit.path + more)  # Text, not markup: a path is printed as it is
-        cells = [str(rank), f"{hit.score:.3f}", hit.kind, path, Text(_where(hit))]
+        relevance = "" if hit.relevance is None else f"{hit.relevance:.2f}"
+        cells = [str(rank), f"{hit.score:.3f}", relevance, hit.kind, path, Text(_where(hit))]
         if explain:
             cells.append(Text(_why(getattr(hit, "explain", None))))
         table.add_row(*cells)
@@ -564,6 +596,44 @@ def delete(
             err.print(message, highlight=False)
             raise typer.Exit(1)
         out.print(f"removed {removed} path(s) from the index")
+
+
+TagPaths = Annotated[list[Path], typer.Argument(help="Indexed files or folders.")]
+
+
+@tag_app.command("add")
+def tag_add(
+    tag: Annotated[str, typer.Argument(help="The tag, e.g. holiday (case does not matter).")],
+    paths: TagPaths,
+) -> None:
+    """Give the files at or below PATHS a tag (every copy and page of them carries it)."""
+    with _errors(), _heron() as heron:
+        changed = heron.tag(paths, add=[tag])
+        out.print(f"tagged {changed} file content(s)")
+
+
+@tag_app.command("remove")
+def tag_remove(
+    tag: Annotated[str, typer.Argument(help="The tag to take away.")], paths: TagPaths
+) -> None:
+    """Take a tag away from the files at or below PATHS."""
+    with _errors(), _heron() as heron:
+        changed = heron.tag(paths, remove=[tag])
+        out.print(f"untagged {changed} file content(s)")
+
+
+@tag_app.command("list")
+def tag_list(as_json: JsonOption = False) -> None:
+    """Every tag in use, with how many files carry it."""
+    with _errors(), _heron() as heron:
+        counts = heron.tags()
+        if as_json:
+            _print_json(counts)
+            return
+        for name, count in counts.items():
+            out.print(f"{escape(name)}  {count}", highlight=False)
+        if not counts:
+            out.print("no tags yet: heron tag add NAME PATH")
 
 
 @app.command()

@@ -22,6 +22,7 @@ MINIMUMS = {
     "ann_min_rows": 1,
     "passage_chars": 200,
     "ocr_workers": 0,
+    "rerank_depth": 1,
 }
 
 
@@ -55,6 +56,12 @@ class Settings:
     thumbnail_size: int = 256
     max_image_pixels: int = 80_000_000
     ann_min_rows: int = 20_000
+    # Hits below this calibrated relevance are not shown (heron.search.calibration); 0 shows all.
+    min_relevance: float = 0.6
+    # A second, stronger model that re-scores each search's best candidates (heron.search.rerank);
+    # "" for none. Any name `heron models list` shows.
+    rerank_model: str = ""
+    rerank_depth: int = 30  # candidates the second model re-scores
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:
@@ -115,7 +122,7 @@ def _convert(name: str, raw: Any, current: Any, source: str) -> Any:
     try:
         value = _parse_like(raw, current)
     except (TypeError, ValueError) as exc:
-        kind = type(current).__name__
+        kind = "a number from 0 to 1" if isinstance(current, float) else type(current).__name__
         raise ConfigError(f"setting {name!r} from {source} must be {kind}, got {raw!r}") from exc
     return _at_least(name, value, source) if isinstance(value, int) else value
 
@@ -130,6 +137,11 @@ def _parse_like(raw: Any, current: Any) -> Any:
         return text in {"1", "true", "yes", "on"}
     if isinstance(current, int):
         return int(raw)
+    if isinstance(current, float):
+        value = float(raw)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(raw)
+        return value
     if isinstance(current, Path):
         return Path(str(raw)).expanduser()
     if isinstance(current, tuple):  # a TOML list, or one value (from the environment)

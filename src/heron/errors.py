@@ -11,6 +11,7 @@ from heron.search.evaluation import EvalFileError
 from heron.store.base import StoreError
 from heron.store.filters import FilterError
 from heron.understand.ocr import OcrUnavailableError
+from heron.understand.tags import TagError
 from heron.util.locks import LockedError
 
 USER_ERRORS: tuple[type[Exception], ...] = (
@@ -25,4 +26,5 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     OcrUnavailableError,
     QueryError,
     StoreError,
+    TagError,
 )

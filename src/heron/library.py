@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -41,18 +42,22 @@ from heron.search.engine import (
 from heron.search.evaluation import EvalQuery, EvalReport, load_eval_file, summarise
 from heron.search.mixed import parse_mixed
 from heron.search.query import parse_query
+from heron.search.rerank import Reranker
 from heron.store.base import Store
 from heron.store.blobs import BlobStore
 from heron.store.filters import Field, Filter, parse_filter
 from heron.store.lance import AnnSettings, LanceStore
 from heron.understand.categories import Categoriser, parse_categories
 from heron.understand.ocr import OcrEngine
+from heron.understand.tags import TagError, normalize_tag, tag_column
+from heron.understand.terms import unit_terms
 from heron.util.locks import exclusive_lock
 from heron.util.memory import release_freed_memory
-from heron.util.paths import absolute
+from heron.util.paths import absolute, stored_text
 
 ImageInput = str | Path | bytes | Image.Image
 EVAL_TEXT_CHUNK = 512  # text queries encoded per progress step
+TAG_WRITE_CHUNK = 1000  # unit rows rewritten per store commit when tags change
 
 
 @dataclass
@@ -99,6 +104,7 @@ class Heron:
         self._encoder: Encoder | None = None
         self._resolved_model: Path | None = None
         self._searcher_instance: Searcher | None = None
+        self._reranker_instance: Reranker | None = None
         self._store: LanceStore | None = None
 
     def __enter__(self) -> Heron:
@@ -109,6 +115,9 @@ class Heron:
 
     def close(self) -> None:
         self._searcher_instance = None
+        if self._reranker_instance is not None:
+            self._reranker_instance.cache.close()
+            self._reranker_instance = None
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -184,7 +193,10 @@ class Heron:
                 pdf_passwords=self.settings.pdf_passwords,
                 passage_chars=self.settings.passage_chars,
             )
-            return indexer.run([Path(p) for p in paths], on_progress)
+            try:
+                return indexer.run([Path(p) for p in paths], on_progress)
+            finally:
+                self._searcher_instance = None  # its calibrations describe the old library
 
     def _categoriser(self) -> Categoriser:
         """The zero-shot categoriser, its prompt vectors cached in the catalog per model: a run
@@ -264,7 +276,52 @@ class Heron:
             hashes = {r.content_hash for r in records.values() if r.content_hash}
             removed = self.catalog.remove(records)
             drop_unreferenced(self.catalog, self.store, self.thumbnails, hashes)
+            self._searcher_instance = None
             return removed
+
+    # tags people give files
+    def tag(
+        self,
+        paths: Sequence[str | Path],
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+    ) -> int:
+        """Give the indexed files at or below `paths` the tags in `add` and take away those in
+        `remove` (normalised: `heron.understand.tags`); returns how many contents changed.
+        A tag belongs to the content: every copy of a file, and every unit of a document,
+        carries it, and `tag:name` finds them (it is a keyword too)."""
+        added = [normalize_tag(t) for t in add]
+        removed = [normalize_tag(t) for t in remove]
+        if not added and not removed:
+            raise TagError("give at least one tag to add or remove")
+        with exclusive_lock(self.data_dir / "index.lock", f"an index run on {self.data_dir}"):
+            records = self.catalog.records_under([absolute(p) for p in paths])
+            hashes = {
+                r.content_hash for r in records.values() if r.content_hash and r.status == INDEXED
+            }
+            if not hashes:
+                shown = ", ".join(stored_text(p) for p in paths)
+                raise TagError(f"nothing indexed at or below {shown}: index it first")
+            self.catalog.remove_tags(hashes, removed)
+            self.catalog.add_tags(hashes, added)
+            self._write_tags(hashes)
+            return len(hashes)
+
+    def tags(self) -> dict[str, int]:
+        """Every tag in use, with how many indexed contents carry it."""
+        return self.catalog.tag_counts()
+
+    def _write_tags(self, hashes: set[str]) -> None:
+        """Carry the catalog's tags of these contents into their units' rows (and terms)."""
+        tags = self.catalog.tags_of(hashes)
+        ids = sorted(self.catalog.unit_ids(hashes))
+        for start in range(0, len(ids), TAG_WRITE_CHUNK):
+            rows = self.store.get(ids[start : start + TAG_WRITE_CHUNK])
+            for row in rows:
+                own = tags.get(str(row.get("source") or row["id"]), [])
+                row["tags"] = tag_column(own)
+                row["terms"] = unit_terms(str(row["text"] or ""), own)
+            self.store.upsert(rows)
 
     # searching
     def search(
@@ -280,6 +337,8 @@ class Heron:
         kind: str | Sequence[str] | None = None,
         fusion: bool = True,
         mix: str | Sequence[tuple[str | ImageInput, float]] | None = None,
+        min_relevance: float | None = None,
+        rerank: bool | None = None,
     ) -> list[SearchHit]:
         """Rank stored units against a text, an image, or both (averaged); or, with `keyword`,
         the units whose text holds that phrase (BM25; Chinese needs no spaces).
@@ -293,7 +352,19 @@ class Heron:
         `heron.search.mixed`) or (text or image, weight) pairs. `kind` keeps only units of
         that kind or kinds (`heron.extract.base.UNIT_KINDS`), inside the search. A text the
         model cannot read (a script outside its languages) still runs, with a `QueryWarning`.
+
+        Each hit of a text or image query carries its calibrated `relevance` (0..1: how
+        unlikely its score is for a query about nothing this library holds), and hits below
+        `min_relevance` (default: the `min_relevance` setting, 0.6) are left out, so an
+        unrelated query can honestly return nothing; `min_relevance=0` keeps all k.
+
+        With a `rerank_model` configured (or `rerank=True`), the best `rerank_depth` candidates
+        of a text or image query are re-scored by that second model (`heron.search.rerank`);
+        `rerank=False` keeps the first stage's order.
         """
+        cut = self.settings.min_relevance if min_relevance is None else min_relevance
+        if not 0.0 <= cut <= 1.0:
+            raise QueryError(f"min_relevance must be between 0 and 1, got {cut}")
         where = parse_filter(filter) if isinstance(filter, str) else filter
         where = _with_kinds(where, kind)
         if keyword is not None:
@@ -323,9 +394,61 @@ class Heron:
         if warning is not None:
             warnings.warn(warning, QueryWarning, stacklevel=2)
         vector = searcher.query_vector(text, images)
-        if fusion and text:
-            return searcher.fused(vector, words, phrases, k=k, where=where, min_score=min_score)
-        return searcher.search(vector, k=k, where=where, min_score=min_score)
+        calibrated = {
+            "modality": searcher.modality(text, len(images)),
+            "min_relevance": cut,
+        }
+        reranker = self._reranker(rerank)
+        depth = max(k, self.settings.rerank_depth) if reranker is not None else k
+        fused = fusion and bool(text)
+        if fused:
+            hits = searcher.fused(
+                vector, words, phrases, k=depth, where=where, min_score=min_score, **calibrated
+            )
+        else:
+            hits = searcher.search(vector, k=depth, where=where, min_score=min_score, **calibrated)
+        if reranker is None:
+            return hits
+        return reranker.rerank(hits, text, images, fused=fused)[:k]
+
+    def _reranker(self, wanted: bool | None) -> Reranker | None:
+        """The second stage, when a rerank model is configured and not turned off."""
+        name = self.settings.rerank_model
+        if wanted is False or (wanted is None and not name):
+            return None
+        if not name:
+            raise ConfigError(
+                "rerank=True needs a rerank_model setting (any `heron models list` name)"
+            )
+        if self._reranker_instance is None:
+            encoder = load_encoder(
+                registry.resolve(name, progress=self._on_model_progress),
+                threads=self.settings.threads or None,
+            )
+            folder = self.data_dir / "rerank" / re.sub(r"[^A-Za-z0-9_.-]+", "_", encoder.stamp)
+            # Read by id only: no ANN index and no mirror for the cache.
+            cache = LanceStore(
+                folder, dim=encoder.dim, ann=AnnSettings(threshold=2**62, mirror=False)
+            )
+            self._reranker_instance = Reranker(
+                encoder, cache, self._rerank_pixels, self._unit_texts
+            )
+        return self._reranker_instance
+
+    def _rerank_pixels(self, shown: str | None, kind: str) -> Image.Image | None:
+        """A unit's picture for the second model: its thumbnail, or a small original itself."""
+        if not shown:
+            return None
+        try:
+            if kind == "image" and not Path(shown).is_relative_to(self.settings.thumbnails_dir):
+                return decode_image(Path(shown), max_pixels=self.settings.max_image_pixels).image
+            with Image.open(shown) as image:
+                return image.convert("RGB")
+        except (OSError, SkipFile, ValueError):
+            return None  # moved or unreadable: ranked by the first stage alone
+
+    def _unit_texts(self, ids: list[str]) -> dict[str, str]:
+        return {row["id"]: str(row["text"] or "") for row in self.store.get(ids)}
 
     def _mixed_vector(self, mix: str | Sequence[tuple[str | ImageInput, float]]) -> np.ndarray:
         """The normalised weighted sum of the parts' vectors."""

@@ -75,6 +75,15 @@ units_table = Table(
     Index("ix_units_unit_id", "unit_id"),
 )
 
+# Tags people give a source (`heron tag add`), per content: every copy and unit shares them.
+tags_table = Table(
+    "tags",
+    _metadata,
+    Column("source_hash", String(64), primary_key=True),
+    Column("tag", String(64), primary_key=True),
+    Index("ix_tags_tag", "tag"),
+)
+
 meta_table = Table(
     "meta",
     _metadata,
@@ -163,6 +172,51 @@ class Catalog:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    # tags people give sources
+    def add_tags(self, hashes: Iterable[str], tags: Iterable[str]) -> None:
+        pairs = [{"source_hash": h, "tag": t} for h in set(hashes) for t in set(tags)]
+        if not pairs:
+            return
+        with self._engine.begin() as conn:
+            for chunk in _chunks(pairs, 500):
+                conn.execute(sqlite_insert(tags_table).values(chunk).on_conflict_do_nothing())
+
+    def remove_tags(self, hashes: Iterable[str], tags: Iterable[str]) -> None:
+        hashes, tags = sorted(set(hashes)), sorted(set(tags))
+        if not hashes or not tags:
+            return
+        with self._engine.begin() as conn:
+            for chunk in _chunks(hashes, 500):
+                conn.execute(
+                    tags_table.delete().where(
+                        tags_table.c.source_hash.in_(chunk), tags_table.c.tag.in_(tags)
+                    )
+                )
+
+    def tags_of(self, hashes: Iterable[str]) -> dict[str, list[str]]:
+        """Each content's tags, sorted; contents without tags are left out."""
+        found: dict[str, list[str]] = {}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(sorted(set(hashes)), 500):
+                query = select(tags_table.c.source_hash, tags_table.c.tag).where(
+                    tags_table.c.source_hash.in_(chunk)
+                )
+                for source, tag in conn.execute(query):
+                    found.setdefault(source, []).append(tag)
+        return {source: sorted(tags) for source, tags in found.items()}
+
+    def tag_counts(self) -> dict[str, int]:
+        """Every tag in use on an indexed source, with how many sources carry it."""
+        indexed = select(files_table.c.content_hash).where(files_table.c.status == INDEXED)
+        query = (
+            select(tags_table.c.tag, func.count(tags_table.c.source_hash.distinct()))
+            .where(tags_table.c.source_hash.in_(indexed))
+            .group_by(tags_table.c.tag)
+            .order_by(tags_table.c.tag)
+        )
+        with self._engine.connect() as conn:
+            return {tag: int(n) for tag, n in conn.execute(query)}
 
     # settings bound to this index
     def get_meta(self, key: str) -> str | None:

@@ -48,7 +48,8 @@ from heron.understand.categories import Categoriser
 from heron.understand.colours import ColourTags, colour_tags
 from heron.understand.hashes import content_hash, content_hash_bytes, unit_id
 from heron.understand.ocr import OcrEngine
-from heron.understand.terms import index_text
+from heron.understand.tags import tag_column
+from heron.understand.terms import index_text, unit_terms
 from heron.util.paths import existing, on_disk, stored_text
 
 COMMIT_UNITS = 128  # units per store commit: a few inference batches
@@ -506,6 +507,8 @@ class Indexer:
 
     def _row(self, unit: _UnitWork, vector: np.ndarray, now: datetime) -> dict[str, object]:
         thumbnail = self.thumbnails.relative_path(unit.id) if unit.thumbnail is not None else ""
+        # Tags belong to the content, so a reindex (another model, a new extractor) keeps them.
+        tags = self.catalog.tags_of([unit.source]).get(unit.source, [])
         return {
             "id": unit.id,
             "vector": vector,
@@ -516,7 +519,8 @@ class Indexer:
             "locator": unit.locator,
             "pointer": json.dumps(unit.pointer, ensure_ascii=False),
             "text": unit.text,
-            "terms": index_text(unit.text),
+            "terms": unit_terms(unit.text, tags),
+            "tags": tag_column(tags),
             "width": unit.width,
             "height": unit.height,
             "bytes": unit.bytes,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -15,6 +16,7 @@ from PIL import Image
 from heron.catalog import Catalog
 from heron.models import registry
 from heron.models.encoder import Encoder
+from heron.search.calibration import Calibration, calibrate, modality_of
 from heron.store.base import Store, StoreHit
 from heron.store.filters import Field, Filter
 from heron.understand.colours import COLOUR_NAMES
@@ -26,6 +28,10 @@ RRF_K = 60  # reciprocal-rank fusion's constant (Cormack et al.): 1 / (RRF_K + r
 FUSION_DEPTH = 50  # candidates each list brings to the fusion, at least (3 × k when larger)
 
 RANK_CHUNK = 1024  # queries per store call in rank_many: bounded result tables
+# Calibrated relevance is measured per group of units: passages are compared by the text
+# tower (text→text scores run higher), everything with pixels by the image tower.
+TEXT_KINDS = frozenset({"passage"})
+CALIBRATION_SAMPLE = 64  # picture vectors the image calibration searches leave-one-out
 
 
 class QueryError(ValueError):
@@ -70,10 +76,15 @@ class SearchHit:
     source: str = ""  # the source's content hash: every unit of one document shares it
     explain: dict[str, Any] | None = None  # fused searches: each list's rank and score
     tags: dict[str, Any] = field(default_factory=dict)  # colours, scheme, brightness, saturation
+    # P(an unrelated query's best hit scores lower) on this library, 0..1
+    # (heron.search.calibration); None when the query kind has no calibration (mixed queries)
+    relevance: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         data = dict(self.__dict__)
         data["score"] = round(self.score, 6)
+        if self.relevance is not None:
+            data["relevance"] = round(self.relevance, 4)
         data["modified_at"] = self.modified_at.isoformat() if self.modified_at else None
         return data
 
@@ -116,6 +127,7 @@ class Searcher:
         self.thumbnails_dir = thumbnails_dir
         self._model_checked = False
         self._only_this_model = False
+        self._calibrations: dict[tuple[str, str], Calibration | None] = {}
 
     def check_model(self) -> None:
         """Refuse to compare the query model's vectors with another model's (checked once)."""
@@ -189,15 +201,102 @@ class Searcher:
         k: int = 10,
         where: Filter | None = None,
         min_score: float | None = None,
+        modality: str | None = None,
+        min_relevance: float = 0.0,
     ) -> list[SearchHit]:
+        """The k nearest units; with a `modality` (`calibration.modality_of`), each hit gets
+        its calibrated relevance and those below `min_relevance` are dropped."""
         if k < 1:
             raise QueryError(f"k must be at least 1, got {k}")
         self.check_model()
         hits = self.store.search(vector, k, self._scope(where))
         if min_score is not None:
             hits = [hit for hit in hits if hit.score >= min_score]
+        relevances = self._relevances(hits, modality)
+        hits = [hit for hit in hits if _relevant(relevances.get(hit.id), min_relevance)]
         paths = self.catalog.paths_for_units(hit.id for hit in hits)
-        return [self._hit(hit, paths.get(hit.id, [])) for hit in hits]
+        return [
+            replace(self._hit(hit, paths.get(hit.id, [])), relevance=relevances.get(hit.id))
+            for hit in hits
+        ]
+
+    # ------------------------------------------------------------------ relevance
+
+    def _relevances(self, hits: list[StoreHit], modality: str | None) -> dict[str, float]:
+        """Each hit's calibrated relevance, where its group of units has a calibration."""
+        if modality is None:
+            return {}
+        out: dict[str, float] = {}
+        for hit in hits:
+            calibration = self.calibration(modality, _group(hit.row))
+            if calibration is not None:
+                out[hit.id] = float(calibration.relevance(hit.score))
+        return out
+
+    def calibration(self, modality: str, group: str) -> Calibration | None:
+        """The calibration of `modality` queries against this library's `group` of units
+        ("pixels" or "text"): read from the catalog, or measured (~0.5 s) when missing or
+        when the group's size moved by more than `calibration.RECOMPUTE_RATIO`."""
+        key = (modality, group)
+        if key in self._calibrations:
+            return self._calibrations[key]
+        scope = self._group_scope(group)
+        units = self.store.count(scope)
+        meta_key = f"calibration:{self.encoder.stamp}:{modality}:{group}"
+        stored = self.catalog.get_meta(meta_key)
+        calibration = None
+        if stored:
+            try:
+                calibration = Calibration.from_json(stored)
+            except ValueError:
+                calibration = None
+        if calibration is None or calibration.stale(units, self.encoder.stamp):
+            calibration = self._measure(modality, scope, units)
+            if calibration is not None:
+                # A read-only catalog cannot keep it: it is measured again next time.
+                with contextlib.suppress(Exception):
+                    self.catalog.set_meta(meta_key, calibration.to_json())
+        self._calibrations[key] = calibration
+        return calibration
+
+    def _measure(self, modality: str, scope: Filter | None, units: int) -> Calibration | None:
+        if units == 0:
+            return None
+        sample = self._picture_sample() if modality == "image" else None
+        if modality == "image" and sample is None:
+            return None
+
+        def top_scores(vectors: np.ndarray, k: int) -> list[list[float]]:
+            return [
+                [hit.score for hit in hits] for hits in self.store.search_many(vectors, k, scope)
+            ]
+
+        try:
+            return calibrate(self.encoder, top_scores, units, self.encoder.stamp, modality, sample)
+        except ValueError:
+            return None  # too small to calibrate: hits are shown uncut
+
+    def _picture_sample(self) -> np.ndarray | None:
+        """Vectors of up to CALIBRATION_SAMPLE units with pixels, chosen at random (seeded)."""
+        ids = sorted(self.catalog.unit_ids())
+        if not ids:
+            return None
+        rng = np.random.default_rng(len(ids))
+        chosen = [ids[i] for i in rng.permutation(len(ids))[: 4 * CALIBRATION_SAMPLE]]
+        rows = [r for r in self.store.get(chosen) if str(r["kind"]) not in TEXT_KINDS]
+        if self.encoder.stamp:
+            rows = [r for r in rows if r["model"] == self.encoder.stamp]
+        if not rows:
+            return None
+        return np.stack([np.asarray(r["vector"], np.float32) for r in rows[:CALIBRATION_SAMPLE]])
+
+    def _group_scope(self, group: str) -> Filter | None:
+        kinds = sorted(TEXT_KINDS)
+        in_group = Field("kind").isin(kinds)
+        return self._scope(in_group if group == "text" else ~in_group)
+
+    def modality(self, text: str | None, images: int) -> str | None:
+        return modality_of(text, images, self.encoder.languages)
 
     def fused(
         self,
@@ -207,6 +306,8 @@ class Searcher:
         k: int = 10,
         where: Filter | None = None,
         min_score: float | None = None,
+        modality: str | None = None,
+        min_relevance: float = 0.0,
     ) -> list[SearchHit]:
         """One list from the vector search and the keyword searches, by reciprocal-rank fusion.
 
@@ -215,7 +316,9 @@ class Searcher:
         the sum over the lists it is in of 1 / (RRF_K + rank), so a unit both lists agree on
         rises, and a phrase in a screenshot or a slide is found when the vectors miss it. Each
         hit keeps `score` = its cosine similarity to the query (computed for keyword-only hits)
-        and says in `explain` where it came from.
+        and says in `explain` where it came from. With a `modality`, a hit found by the vectors
+        alone must reach `min_relevance` (calibrated); one the keywords found holds the words
+        asked for, which is evidence enough.
         """
         if k < 1:
             raise QueryError(f"k must be at least 1, got {k}")
@@ -233,16 +336,31 @@ class Searcher:
             if phrase_terms:
                 hits = self.store.keyword_search(phrase_terms, depth, scope)
                 lists.append((f"phrase:{phrase}", hits))
-        fused = _fuse(lists)[:k]
-        cosines = self._cosines(vector, fused, lists[0][1])
+        nearest = lists[0][1]
+        relevances = self._relevances(nearest, modality)
+        fused = [
+            item
+            for item in _fuse(lists)
+            if set(item[2]) != {"vector"} or _relevant(relevances.get(item[0].id), min_relevance)
+        ][:k]
+        cosines = self._cosines(vector, fused, nearest)
         if min_score is not None:
             fused = [item for item in fused if cosines[item[0].id] >= min_score]
+        keyword_hits = [StoreHit(hit.id, cosines[hit.id], hit.row) for hit, _, _ in fused]
+        relevances.update(
+            {
+                i: r
+                for i, r in self._relevances(keyword_hits, modality).items()
+                if i not in relevances
+            }
+        )
         paths = self.catalog.paths_for_units(hit.id for hit, _, _ in fused)
         query_terms = set(terms.split())
         return [
             replace(
                 self._hit(StoreHit(hit.id, cosines[hit.id], hit.row), paths.get(hit.id, [])),
                 explain=_explanation(score, parts, query_terms, str(hit.row.get("terms") or "")),
+                relevance=relevances.get(hit.id),
             )
             for hit, score, parts in fused
         ]
@@ -315,8 +433,23 @@ class Searcher:
         }
 
 
+def _group(row: dict[str, Any]) -> str:
+    return "text" if str(row.get("kind")) in TEXT_KINDS else "pixels"
+
+
+def _relevant(relevance: float | None, min_relevance: float) -> bool:
+    return relevance is None or min_relevance <= 0 or relevance >= min_relevance
+
+
 def _tags(row: dict[str, Any]) -> dict[str, Any]:
-    """A unit's computed tags, as a hit shows them (none for units without pixels)."""
+    """A unit's tags, as a hit shows them: those people gave (`user`), and those computed
+    from its pixels (none for units without pixels)."""
+    user = str(row.get("tags") or "").split()
+    computed = _computed_tags(row)
+    return {"user": user, **computed} if user else computed
+
+
+def _computed_tags(row: dict[str, Any]) -> dict[str, Any]:
     colours = str(row.get("colours") or "").split()
     if not colours:
         return {}

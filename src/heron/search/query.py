@@ -29,6 +29,7 @@ from heron.search.engine import QueryError
 from heron.store.filters import Field, Filter, Value, all_of
 from heron.understand.categories import DEFAULT_CATEGORIES
 from heron.understand.colours import COLOUR_NAMES
+from heron.understand.tags import TagError, normalize_tag
 from heron.util.paths import stored_text
 
 __all__ = ["FIELDS", "ParsedQuery", "QuerySyntaxError", "parse_query"]
@@ -86,11 +87,7 @@ FIELDS: dict[str, _FieldSpec] = {
     "camera": _FieldSpec("camera", "text", frozenset({":", "="}), "words of its make or model"),
     "lat": _FieldSpec("latitude", "degrees", _ORDERED, "degrees north, -90 .. 90"),
     "lon": _FieldSpec("longitude", "degrees", _ORDERED, "degrees east, -180 .. 180"),
-}
-# Fields the language reserves for what indexing does not record yet, so a query using one is
-# told why instead of having the word searched for.
-_NOT_YET = {
-    "tag": "tags",
+    "tag": _FieldSpec("tags", "tag", _EQUALITY, "a tag given with `heron tag add` (any of a,b)"),
 }
 
 _COLOUR_ALIASES = {
@@ -150,7 +147,7 @@ def parse_query(query: str, home: Callable[[str], str] = os.path.expanduser) -> 
 def _looks_like_text(token: str) -> bool:
     """`https://example.org` or `note:` at the end of a sentence: words, not filters."""
     _, name, op, rest = _FIELD.fullmatch(token).groups()  # type: ignore[union-attr]
-    known = name.lower() in FIELDS or name.lower() in _NOT_YET
+    known = name.lower() in FIELDS
     return op == ":" and not known and (rest.startswith("//") or rest == "")
 
 
@@ -166,12 +163,6 @@ def _field_filter(token: str, query: str, at: int, home: Callable[[str], str]) -
     negated, name, op, raw = _FIELD.fullmatch(token).groups()  # type: ignore[union-attr]
     key = name.lower()
     value_at = at + len(negated) + len(name) + len(op)
-    if key in _NOT_YET:
-        raise QuerySyntaxError(
-            f"'{name}:' filters on {_NOT_YET[key]}, which this version does not record yet",
-            query,
-            at,
-        )
     spec = FIELDS.get(key)
     if spec is None:
         known = ", ".join(sorted(FIELDS))
@@ -204,15 +195,15 @@ def _build(
         path = stored_text(os.path.normpath(os.path.abspath(home(raw))))
         below = path.rstrip(os.sep) + os.sep
         return (column == path) | column.startswith(below)
-    listed = ("kind", "keyword", "colour", "scheme", "category")
+    listed = ("kind", "keyword", "colour", "scheme", "category", "tag")
     values = raw.split(",") if spec.kind in listed else [raw]
     if any(not v for v in values):
         raise QuerySyntaxError(f"'{name}' has an empty value in '{raw}'", query, at)
     converted = [_value(spec, name, v, query, at) for v in values]
     if spec.kind == "text":
         return column.contains(converted[0])  # type: ignore[arg-type]
-    if spec.kind == "colour":  # a unit has several colours: any of the ones asked
-        matches = [column.contains(f" {colour} ") for colour in converted]
+    if spec.kind in ("colour", "tag"):  # a unit has several: any of the ones asked
+        matches = [column.contains(f" {value} ") for value in converted]
         found = matches[0]
         for match in matches[1:]:
             found = found | match
@@ -238,6 +229,11 @@ def _value(spec: _FieldSpec, name: str, raw: str, query: str, at: int) -> Value:
             names = ", ".join(COLOUR_NAMES)
             raise QuerySyntaxError(f"'{raw}' is not a colour; colours are {names}", query, at)
         return colour
+    if spec.kind == "tag":
+        try:
+            return normalize_tag(raw)
+        except TagError as error:
+            raise QuerySyntaxError(str(error), query, at) from None
     if spec.kind == "category":  # any configured name; the Chinese defaults map to theirs
         return _CATEGORY_ALIASES.get(raw, raw.lower())
     if spec.kind == "scheme":

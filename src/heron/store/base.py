@@ -48,6 +48,7 @@ UNIT_COLUMNS: Mapping[str, ColumnType] = MappingProxyType(
         "camera": "string",  # EXIF make and model, lower-cased for filtering; "" when unknown
         "latitude": "float64",  # EXIF GPS, degrees north; None when unknown
         "longitude": "float64",  # degrees east
+        "tags": "string",  # tags people gave the source, space-separated and -padded: " cat "
     }
 )
 
@@ -79,6 +80,7 @@ UNIT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "camera": "",
         "latitude": None,
         "longitude": None,
+        "tags": "",
     }
 )
 REQUIRED_COLUMNS: frozenset[str] = frozenset({"id", "vector", "model"})

@@ -82,6 +82,7 @@ _ADDED_COLUMNS: dict[str, str] = {
     "camera": "''",
     "latitude": "CAST(NULL AS DOUBLE)",
     "longitude": "CAST(NULL AS DOUBLE)",
+    "tags": "''",
 }
 
 

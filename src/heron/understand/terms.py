@@ -35,3 +35,8 @@ def terms(text: str) -> list[str]:
 def index_text(text: str) -> str:
     """`terms` as one space-separated string: what the store's full-text index tokenises."""
     return " ".join(terms(text))
+
+
+def unit_terms(text: str, tags: list[str] | tuple[str, ...] = ()) -> str:
+    """A unit's keyword terms: its text's, then its tags' (a tag is found as a keyword too)."""
+    return index_text(" ".join([text, *tags]) if tags else text)

@@ -1,0 +1,579 @@
+"""Near-duplicate pictures: the same picture resized, recompressed, cropped, padded, recoloured,
+blurred, rotated or flipped, told apart from a different photo of a similar scene.
+
+The model's embedding cannot do it (unrelated photos reach 0.84 cosine, a 90° turn of the same
+one 0.04), so a picture gets a perceptual *fingerprint* at ingest, computed once from a ~128 px
+copy (`Image.reduce`, no second decode):
+
+1. **Borders trimmed.** Rows and columns of one flat colour (any colour) at the edges are cut
+   off, so a padded copy is the same picture as the unpadded one. A picture whose own edge is
+   flat (clipped sky) is trimmed too; the hash of the untrimmed frame is kept beside, and both
+   are tried.
+2. **Hashes.** A 63-bit DCT hash (the signs of the 8x8 lowest AC coefficients of a 32x32 grey
+   copy; signs, not "above the median", so the hash of a flipped, turned or transposed picture
+   follows from the bits alone: a flip negates the odd columns or rows of the coefficients, a
+   transpose swaps them) of the trimmed frame, of the untrimmed frame, and of its centre at 85%
+   and 72% (a cropped copy matches one of those). Brightness, contrast, grey and blur leave
+   the signs of low frequencies alone.
+3. **A canonical orientation** (a flip making the first horizontal and vertical coefficients
+   positive, then a transpose making the horizontal one the larger) so that grouping compares a
+   pair once, not in 8 orientations; where a choice is close, the other choice is tried too.
+4. **A 16x16 grey thumbnail** of the trimmed frame for verification: a pair whose hashes are
+   close but not very close is the same picture when some crop of one (up to 15% per side, in 5%
+   steps), in some of the 8 orientations, matches the other by normalised cross-correlation of
+   their high-passed (detail) images. Similar scenes share a layout (sky above, ground below),
+   which raw pixels and the hash see, but not their details, which the high-pass keeps.
+
+The fingerprint is ``"p1:"`` and 289 bytes in URL-safe base64 (~390 ASCII characters).
+
+Decision (`compare`): equal `source` (content hash) is an exact copy. Otherwise, `distance` is
+the smallest Hamming distance over orientations, trimmed/untrimmed and crop hashes; a pair is the
+same picture when the distance is at most `STRICT_DISTANCE` and the thumbnails do not contradict
+it, or at most `VERIFY_DISTANCE` and the detail correlation reaches `MIN_DETAIL_NCC`.
+
+Grouping (`group_duplicates`): exact copies by `source`; then every picture's probe hashes
+(canonical trimmed frame, alternative orientations where the canonical choice was close, the
+untrimmed frame where it was trimmed, the two centre crops) are compared with every picture's
+canonical hash by XOR and popcount on uint64 in blocks: O(N² · p) word operations for N pictures
+and p ≈ 3-4 probes each, O(N) memory beyond a block. Measured: 7,000 pictures in about a second,
+100,000 in a couple of minutes on two cores (bench/bench_duplicates.py). Screened pairs are then
+verified with `compare`. Groups are stars, not chains: the best copy (`keep`: most pixels, then
+bytes, then earliest taken, then path) of a connected component takes the pictures that match
+it directly; the rest of the component is grouped again the same way, so A~B~C with A≁C does not
+put A and C together.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+__all__ = [
+    "FINGERPRINT_VERSION",
+    "MIN_DETAIL_NCC",
+    "STRICT_DISTANCE",
+    "VERIFY_DISTANCE",
+    "Candidate",
+    "DuplicateGroup",
+    "Fingerprint",
+    "Match",
+    "compare",
+    "fingerprint",
+    "group_duplicates",
+    "parse_fingerprint",
+]
+
+FINGERPRINT_VERSION = "p1"
+_PREFIX = FINGERPRINT_VERSION + ":"
+_THUMB = 16
+_PAYLOAD_BYTES = 1 + 4 * 8 + _THUMB * _THUMB
+_WORK_SIDE = 128  # the shorter side of the working copy, at least
+_CROP_SCALES = (0.85, 0.72)
+
+STRICT_DISTANCE = 8  # hash distance at or below which a pair is the same unless thumbnails disagree
+VERIFY_DISTANCE = 24  # above this, never the same picture; between, the thumbnails decide
+MIN_DETAIL_NCC = 0.55  # high-passed thumbnail correlation for a pair in the verify band
+MIN_RAW_NCC = 0.5  # for a strict-distance pair, the raw thumbnails must not contradict it
+_AMBIGUOUS = 0.12  # canonical-orientation margin (relative to the AC rms) below which both tried
+
+
+# --------------------------------------------------------------------------- fingerprint
+
+
+def _dct_matrix(n: int) -> np.ndarray:
+    k = np.arange(n)[:, None]
+    x = np.arange(n)[None, :]
+    m = np.cos(np.pi * (2 * x + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
+    m[0] /= np.sqrt(2.0)
+    return m
+
+
+_D32 = _dct_matrix(32)
+_D8 = _D32[:8]  # only the 8 lowest frequencies are ever used
+
+# bit layout of a 63-bit hash: coefficient (u, v), u, v < 8, (0, 0) skipped, at bit 62 - index
+_U, _V = np.divmod(np.arange(1, 64), 8)
+_ODD_V = int("".join("1" if v % 2 else "0" for v in _V), 2)  # bits a horizontal flip inverts
+_ODD_U = int("".join("1" if u % 2 else "0" for u in _U), 2)  # bits a vertical flip inverts
+_TRANSPOSE = np.array([(v * 8 + u) - 1 for u, v in zip(_U, _V, strict=True)])
+
+
+def _working_copy(image: Image.Image) -> Image.Image:
+    im = image
+    if im.mode not in ("RGB", "L"):
+        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            im = im.convert("RGBA")
+            background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(background, im)
+        im = im.convert("RGB")
+    factor = max(1, min(im.size) // _WORK_SIDE)
+    if factor > 1:
+        im = im.reduce(factor)
+    return im
+
+
+def _flat_run(lines: np.ndarray, limit: int, tol: float = 10.0, share: float = 0.98) -> int:
+    """How many of `lines` (outermost first, n x m x c) are one flat colour, that of the first."""
+    ref = np.median(lines[0], axis=0)
+    if (np.abs(lines[0] - ref).max(axis=1) <= tol).mean() < share:
+        return 0  # the usual case: the edge itself is not flat
+    flat = (np.abs(lines[:limit] - ref).max(axis=2) <= tol).mean(axis=1) >= share
+    if flat.all():
+        return limit
+    return int(np.argmin(flat))
+
+
+def _trim_box(pixels: np.ndarray) -> tuple[int, int, int, int]:
+    h, w = pixels.shape[:2]
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    cols = pixels.transpose(1, 0, 2)
+    top = _flat_run(pixels, int(h * 0.45))
+    bottom = _flat_run(pixels[::-1], int(h * 0.45))
+    left = _flat_run(cols, int(w * 0.45))
+    right = _flat_run(cols[::-1], int(w * 0.45))
+    if h - top - bottom < max(4, h * 0.1) or w - left - right < max(4, w * 0.1):
+        return (0, 0, w, h)  # (nearly) all flat: nothing to trim against
+    return (left, top, w - right, h - bottom)
+
+
+def _coefficients(grey: Image.Image, box: tuple[float, float, float, float]) -> np.ndarray:
+    x = np.asarray(grey.resize((32, 32), Image.Resampling.BOX, box=box), dtype=np.float64)
+    return _D8 @ x @ _D8.T
+
+
+def _sign_hash(c: np.ndarray) -> int:
+    bits = c.reshape(-1)[1:] > 0
+    return int.from_bytes(np.packbits(np.concatenate(([False], bits))).tobytes(), "big")
+
+
+def _centre(box: tuple[int, int, int, int], scale: float) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = box
+    cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) * scale / 2, (y1 - y0) * scale / 2
+    return (cx - hw, cy - hh, cx + hw, cy + hh)
+
+
+def fingerprint(image: Image.Image) -> str:
+    """The perceptual fingerprint of a decoded (EXIF-transposed) picture, any size or mode.
+
+    About 0.5 ms for a 224 px photo and 2 ms for a decoded 2560x1440 one (the reduction of the
+    full-size pixels is most of it). The caller's image is not changed.
+    """
+    work = _working_copy(image)
+    grey = work.convert("L") if work.mode != "L" else work
+    pixels = np.asarray(work, dtype=np.int16)
+    box = _trim_box(pixels)
+    full = (0, 0, work.width, work.height)
+    trimmed = box != full
+    c = _coefficients(grey, box)
+    hashes = [
+        _sign_hash(c),
+        _sign_hash(_coefficients(grey, full)) if trimmed else _sign_hash(c),
+        *(_sign_hash(_coefficients(grey, _centre(box, s))) for s in _CROP_SCALES),
+    ]
+    # canonical orientation: flips making C[0,1], C[1,0] >= 0, then a transpose making C[0,1] the
+    # larger; margins relative to the AC rms say how sure each choice is
+    rms = float(np.sqrt(np.mean(c.reshape(-1)[1:] ** 2))) + 1e-9
+    h_flip, v_flip = c[0, 1] < 0, c[1, 0] < 0
+    transpose = abs(c[1, 0]) > abs(c[0, 1])
+    ambiguous = (
+        (abs(c[0, 1]) / rms < _AMBIGUOUS)
+        | (abs(c[1, 0]) / rms < _AMBIGUOUS) << 1
+        | (abs(abs(c[0, 1]) - abs(c[1, 0])) / rms < _AMBIGUOUS) << 2
+    )
+    flags = int(trimmed) | (h_flip | v_flip << 1 | transpose << 2) << 1 | ambiguous << 4
+    thumb = grey.resize((_THUMB, _THUMB), Image.Resampling.BOX, box=box)
+    payload = bytes([flags]) + b"".join(h.to_bytes(8, "big") for h in hashes) + thumb.tobytes()
+    return _PREFIX + base64.urlsafe_b64encode(payload).decode("ascii").rstrip("=")
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """A parsed fingerprint: hashes in the picture's own orientation, and its thumbnail."""
+
+    trimmed: bool
+    orientation: int  # canonical transform: bit 0 flip left-right, 1 flip up-down, 2 transpose
+    ambiguous: int  # bits of `orientation` whose choice was close
+    hashes: tuple[int, int, int, int]  # trimmed frame, untrimmed frame, centre 85%, centre 72%
+    thumb: np.ndarray = field(repr=False)  # 16x16 uint8 grey of the trimmed frame
+
+
+def parse_fingerprint(text: str) -> Fingerprint:
+    """Parse a `fingerprint` string; ValueError if it is not one of this version."""
+    if not isinstance(text, str) or not text.startswith(_PREFIX):
+        raise ValueError(f"not a {FINGERPRINT_VERSION} picture fingerprint: {text!r:.40}")
+    body = text[len(_PREFIX) :]
+    try:
+        payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"corrupt picture fingerprint: {exc}") from None
+    if len(payload) != _PAYLOAD_BYTES or payload[0] >> 7:
+        raise ValueError(f"corrupt picture fingerprint: {len(payload)} bytes")
+    flags = payload[0]
+    hashes = tuple(int.from_bytes(payload[1 + 8 * i : 9 + 8 * i], "big") for i in range(4))
+    if any(h >> 63 for h in hashes):
+        raise ValueError("corrupt picture fingerprint: hash out of range")
+    thumb = np.frombuffer(payload[33:], dtype=np.uint8).reshape(_THUMB, _THUMB)
+    return Fingerprint(bool(flags & 1), (flags >> 1) & 7, (flags >> 4) & 7, hashes, thumb)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- orientations
+
+
+def _orient(h: int, g: int) -> int:
+    """The hash of the picture transformed by `g` (flip left-right, flip up-down, transpose)."""
+    if g & 1:
+        h ^= _ODD_V
+    if g & 2:
+        h ^= _ODD_U
+    if g & 4:
+        bits = np.unpackbits(np.frombuffer(h.to_bytes(8, "big"), np.uint8))[1:]
+        out = np.zeros(64, np.uint8)
+        out[1:][_TRANSPOSE] = bits
+        h = int.from_bytes(np.packbits(out).tobytes(), "big")
+    return h
+
+
+def _orient_many(h: np.ndarray, g: int) -> np.ndarray:
+    """`_orient` over a uint64 array."""
+    h = h.copy()
+    if g & 1:
+        h ^= np.uint64(_ODD_V)
+    if g & 2:
+        h ^= np.uint64(_ODD_U)
+    if g & 4:
+        bits = np.unpackbits(h.astype(">u8").view(np.uint8).reshape(-1, 8), axis=1)
+        out = np.zeros_like(bits)
+        out[:, 1:][:, _TRANSPOSE] = bits[:, 1:]
+        h = np.packbits(out, axis=1).view(">u8").reshape(-1).astype(np.uint64)
+    return h
+
+
+def _popcount(x: int) -> int:
+    return x.bit_count()
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def _interp(n: int, a: float, b: float) -> np.ndarray:
+    pos = np.clip((a + (np.arange(n) + 0.5) / n * (b - a)) * n - 0.5, 0, n - 1)
+    i0 = np.floor(pos).astype(int)
+    i1 = np.minimum(i0 + 1, n - 1)
+    w = pos - i0
+    m = np.zeros((n, n))
+    m[np.arange(n), i0] += 1 - w
+    m[np.arange(n), i1] += w
+    return m
+
+
+_STEPS = np.arange(0.0, 0.151, 0.05)
+_BOXES = [
+    (x0, y0, 1 - x1, 1 - y1) for x0 in _STEPS for y0 in _STEPS for x1 in _STEPS for y1 in _STEPS
+]
+_WY = np.stack([_interp(_THUMB, b[1], b[3]) for b in _BOXES])
+_WX = np.stack([_interp(_THUMB, b[0], b[2]) for b in _BOXES]).transpose(0, 2, 1)
+
+
+def _blur_matrix(n: int) -> np.ndarray:
+    """3-tap box blur with the edge repeated; a 3x3 box blur of X is B @ X @ B.T."""
+    m = np.zeros((n, n))
+    for i in range(n):
+        for j in (i - 1, i, i + 1):
+            m[i, min(max(j, 0), n - 1)] += 1 / 3
+    return m
+
+
+_B = _blur_matrix(_THUMB)
+_WYB = _B @ _WY
+_WXB = _WX @ _B.T
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = x.reshape(x.shape[0], -1)
+    x = x - x.mean(axis=1, keepdims=True)
+    return np.ascontiguousarray(x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-6), np.float32)
+
+
+def _dihedral(t: np.ndarray) -> np.ndarray:
+    """The 8 orientations of a square image, indexed like `_orient`'s g."""
+    out = []
+    for g in range(8):
+        m = t
+        if g & 1:
+            m = m[:, ::-1]
+        if g & 2:
+            m = m[::-1, :]
+        if g & 4:
+            m = m.T
+        out.append(m)
+    return np.stack(out)
+
+
+@dataclass(frozen=True)
+class _Bank:
+    """A thumbnail's crops and orientations, normalised, detail (high-passed) and raw."""
+
+    crops: np.ndarray  # (boxes, 256) detail
+    crops_raw: np.ndarray
+    turns: np.ndarray  # (8, 256) detail
+    turns_raw: np.ndarray
+
+
+def _bank(thumb: np.ndarray) -> _Bank:
+    p = thumb.astype(np.float64)
+    crops = _WY @ p @ _WX
+    detail = crops - _WYB @ p @ _WXB
+    turns = _dihedral(p)
+    turns_detail = turns - _B @ turns @ _B.T
+    return _Bank(_normalise(detail), _normalise(crops), _normalise(turns_detail), _normalise(turns))
+
+
+def _thumb_scores(a: _Bank, b: _Bank) -> tuple[float, float]:
+    """(best detail NCC, raw NCC at that alignment) over crops of either and 8 orientations."""
+    best = (-1.0, -1.0)
+    for p, q in ((a, b), (b, a)):
+        detail = p.crops @ q.turns.T
+        k, g = np.unravel_index(int(np.argmax(detail)), detail.shape)
+        if detail[k, g] > best[0]:
+            best = (float(detail[k, g]), float(p.crops_raw[k] @ q.turns_raw[g]))
+    return best
+
+
+# --------------------------------------------------------------------------- pairs
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A picture as grouping sees it. Equal `source` (content hash) means an exact copy."""
+
+    id: str
+    fingerprint: str
+    width: int
+    height: int
+    bytes: int = 0
+    taken_at: datetime | None = None
+    source: str = ""
+    path: str = ""
+    vector: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Match:
+    same: bool
+    how: Literal["exact", "near", "different"]
+    distance: int  # smallest hash distance (0..63); 0 for exact copies
+    cosine: float | None  # of the embedding vectors, when both carry one (not used to decide)
+    detail: float | None  # detail NCC of the thumbnails, when they were compared
+    reason: str
+
+
+def _min_distance(fa: Fingerprint, fb: Fingerprint) -> int:
+    """Smallest distance over 8 orientations of b, a's frames against b's frames and crops."""
+    a_frames = {fa.hashes[0], fa.hashes[1]}
+    b_frames = {fb.hashes[0], fb.hashes[1]}
+    best = 64
+    for g in range(8):
+        bo = [_orient(h, g) for h in fb.hashes]
+        for ha in a_frames:
+            best = min(best, *(_popcount(ha ^ hb) for hb in bo))
+        bf = {_orient(h, g) for h in b_frames}
+        for hb in bf:
+            best = min(best, *(_popcount(hb ^ ha) for ha in fa.hashes[2:]))
+    return best
+
+
+def _cosine(a: Candidate, b: Candidate) -> float | None:
+    if a.vector is None or b.vector is None:
+        return None
+    va, vb = np.asarray(a.vector, np.float64), np.asarray(b.vector, np.float64)
+    return float(va @ vb / (np.linalg.norm(va) * np.linalg.norm(vb) + 1e-12))
+
+
+def _decide(
+    fa: Fingerprint,
+    fb: Fingerprint,
+    banks: Callable[[], tuple[_Bank, _Bank]] | None = None,
+) -> tuple[bool, int, float | None, str]:
+    d = _min_distance(fa, fb)
+    if d > VERIFY_DISTANCE:
+        return False, d, None, f"hash distance {d} > {VERIFY_DISTANCE}"
+    bank_a, bank_b = banks() if banks is not None else (_bank(fa.thumb), _bank(fb.thumb))
+    detail, raw = _thumb_scores(bank_a, bank_b)
+    if d <= STRICT_DISTANCE:
+        if raw >= MIN_RAW_NCC or detail >= MIN_DETAIL_NCC:
+            return True, d, detail, f"hash distance {d}"
+        return False, d, detail, f"hash distance {d} but thumbnails differ (ncc {raw:.2f})"
+    if detail >= MIN_DETAIL_NCC:
+        return True, d, detail, f"hash distance {d}, details match (ncc {detail:.2f})"
+    return False, d, detail, f"hash distance {d}, details differ (ncc {detail:.2f})"
+
+
+def compare(a: Candidate, b: Candidate) -> Match:
+    """Whether `a` and `b` are the same picture, and why."""
+    cosine = _cosine(a, b)
+    if a.source and a.source == b.source:
+        return Match(True, "exact", 0, cosine, None, "same file content")
+    same, d, detail, reason = _decide(
+        parse_fingerprint(a.fingerprint), parse_fingerprint(b.fingerprint)
+    )
+    return Match(same, "near" if same else "different", d, cosine, detail, reason)
+
+
+# --------------------------------------------------------------------------- groups
+
+
+@dataclass
+class DuplicateGroup:
+    kind: Literal["exact", "near"]  # near when any member's content differs from keep's
+    keep: str  # the best copy's id: most pixels, then bytes, then earliest taken, then path
+    members: list[str]  # ids, keep first
+    evidence: dict[str, tuple[int, str]]  # member id -> (hash distance to keep, reason)
+
+
+def _rank_key(c: Candidate) -> tuple:
+    taken = c.taken_at.timestamp() if c.taken_at is not None else float("inf")
+    return (-(c.width * c.height), -c.bytes, taken, c.path, c.id)
+
+
+def _screen(
+    fps: list[Fingerprint],
+    threshold: int,
+    progress: Callable[[int, int], None] | None,
+    block: int = 512,
+) -> set[tuple[int, int]]:
+    """Pairs (i, j), i < j, of fingerprints (by index) with some probe within `threshold`."""
+    n = len(fps)
+    raw = np.array([fp.hashes for fp in fps], dtype=np.uint64).reshape(n, 4)
+    orientation = np.array([fp.orientation for fp in fps])
+    ambiguous = np.array([fp.ambiguous for fp in fps])
+    trimmed = np.array([fp.trimmed for fp in fps])
+    canon = np.empty_like(raw)
+    for g in range(8):
+        sel = orientation == g
+        if sel.any():
+            for k in range(4):
+                canon[sel, k] = _orient_many(raw[sel, k], g)
+    keys = canon[:, 0]
+    probe_h, probe_owner = [canon[:, 0], canon[:, 2], canon[:, 3]], [np.arange(n)] * 3
+    if trimmed.any():
+        probe_h.append(canon[trimmed, 1])
+        probe_owner.append(np.flatnonzero(trimmed))
+    for toggle in range(1, 8):  # other orientations where the canonical choice was close
+        sel = (ambiguous & toggle) == toggle
+        if not sel.any():
+            continue
+        idx = np.flatnonzero(sel)
+        for g in np.unique(orientation[idx] ^ toggle):
+            sub = idx[(orientation[idx] ^ toggle) == g]
+            probe_h.append(_orient_many(raw[sub, 0], int(g)))
+            probe_owner.append(sub)
+    probes = np.concatenate(probe_h)
+    owner = np.concatenate(probe_owner)
+    pairs: set[tuple[int, int]] = set()
+    total = len(probes)
+    xor = np.empty((block, n), np.uint64)
+    count = np.empty((block, n), np.uint8)
+    for start in range(0, total, block):
+        stop = min(start + block, total)
+        m = stop - start
+        np.bitwise_xor(probes[start:stop, None], keys[None, :], out=xor[:m])
+        np.bitwise_count(xor[:m], out=count[:m])
+        rows, cols = np.nonzero(count[:m] <= threshold)
+        for r, c in zip(owner[start + rows].tolist(), cols.tolist(), strict=True):
+            if r != c:
+                pairs.add((r, c) if r < c else (c, r))
+        if progress is not None:
+            progress(stop, total)
+    return pairs
+
+
+def group_duplicates(
+    candidates: Iterable[Candidate],
+    *,
+    threshold: int = VERIFY_DISTANCE,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[DuplicateGroup]:
+    """Groups of at least two copies of one picture, best copy first; deterministic.
+
+    Exact copies (equal `source`) group without their pixels being looked at. One fingerprint per
+    distinct source then goes through the screen (hash distance ≤ `threshold`, see the module
+    docstring for its cost) and `compare`'s decision. `progress(done, total)` is called per block
+    of the screen. Candidates whose fingerprint does not parse are left out of near grouping.
+    """
+    items = sorted(candidates, key=_rank_key)
+    by_id = {c.id: c for c in items}
+    # exact copies: one representative (the best) per source
+    reps: list[Candidate] = []
+    copies: dict[str, list[Candidate]] = {}
+    for c in items:
+        key = c.source or f"\0{c.id}"
+        if key not in copies:
+            copies[key] = []
+            reps.append(c)
+        copies[key].append(c)
+    fps: list[Fingerprint] = []
+    parsed: list[Candidate] = []
+    for c in reps:
+        try:
+            fps.append(parse_fingerprint(c.fingerprint))
+            parsed.append(c)
+        except ValueError:
+            continue
+    same: dict[int, dict[int, tuple[int, str]]] = {}
+    if len(parsed) > 1:
+        bank = functools.lru_cache(maxsize=256)(lambda i: _bank(fps[i].thumb))
+        for i, j in sorted(_screen(fps, threshold, progress)):
+            ok, d, _detail, reason = _decide(fps[i], fps[j], lambda i=i, j=j: (bank(i), bank(j)))
+            if ok:
+                same.setdefault(i, {})[j] = (d, reason)
+                same.setdefault(j, {})[i] = (d, reason)
+    # components of near matches among representatives (indexes are in rank order)
+    seen: set[int] = set()
+    near_groups: dict[int, dict[int, tuple[int, str]]] = {}
+    for start in range(len(parsed)):
+        if start in seen or start not in same:
+            continue
+        component, stack = [], [start]
+        seen.add(start)
+        while stack:
+            i = stack.pop()
+            component.append(i)
+            for j in same[i]:
+                if j not in seen:
+                    seen.add(j)
+                    stack.append(j)
+        left = sorted(component)
+        while len(left) > 1:  # stars: the best one and what matches it directly
+            keep = left[0]
+            members = {j: same[keep][j] for j in left[1:] if j in same[keep]}
+            if members:
+                near_groups[keep] = members
+            left = [j for j in left[1:] if j not in members]
+    groups: list[DuplicateGroup] = []
+    rep_index = {c.id: i for i, c in enumerate(parsed)}
+    for rep in reps:
+        i = rep_index.get(rep.id)
+        near = near_groups.get(i, {}) if i is not None else {}
+        exact = copies[rep.source or f"\0{rep.id}"]
+        members = [c.id for c in exact]
+        evidence = {c.id: (0, "same file content") for c in exact[1:]}
+        for j, (d, reason) in sorted(near.items()):
+            for c in copies[parsed[j].source or f"\0{parsed[j].id}"]:
+                members.append(c.id)
+                evidence[c.id] = (d, reason)
+        if len(members) < 2:
+            continue
+        # the representative is the best of its component and of its exact copies
+        members = [members[0], *sorted(members[1:], key=lambda m: _rank_key(by_id[m]))]
+        groups.append(DuplicateGroup("near" if near else "exact", members[0], members, evidence))
+    groups.sort(key=lambda g: _rank_key(by_id[g.keep]))
+    return groups
