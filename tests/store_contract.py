@@ -197,6 +197,8 @@ class StoreContract:
                 np.testing.assert_allclose([h.score for h in hits], scores, atol=1e-6)
         assert store.search_many(queries[:2], 3, Field("kind") == "video") == [[], []]
         assert store.search_many(queries[:0], 3) == []
+        one = store.search_many(queries[:1], 4)  # a single query answers like several
+        assert [h.id for h in one[0]] == [h.id for h in store.search(queries[0], 4)]
         with pytest.raises(StoreError, match="16-d"):
             store.search_many(np.ones((2, 5), dtype=np.float32), 3)
 

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from heron import Heron, SearchHit, Unit
+from heron.config import Settings
 from heron.ingest.pipeline import IndexProgress
 from heron.search.engine import QueryError, QueryWarning
 from tests.conftest import DATA, flickr_split, link_images, require_data, run_cli
@@ -36,7 +37,8 @@ def library(heron_lite: Path, tmp_path: Path) -> dict:
     for photo in photos[-2:]:
         shutil.copy(photo, folder / "trip" / photo.name)
     shutil.copy(photos[0], folder / "copy.jpg")
-    heron = Heron(tmp_path / "data")
+    # These tests are about ranking all k; the relevance cut-off has its own (test_calibration).
+    heron = Heron(settings=Settings.load(data_dir=tmp_path / "data", min_relevance=0.0))
     report = heron.index([folder])
     assert (report.indexed, report.linked, report.skipped) == (PHOTOS, 1, 0)
     yield {"heron": heron, "folder": folder, "photos": photos, "records": records}

@@ -76,7 +76,7 @@ def test_indexed_pictures_get_categories_and_pages_are_documents(
     (folder / "paper.pdf").symlink_to(require_data("docs", "pdf", "elegantpaper-en.pdf"))
     with Heron(tmp_path / "data") as heron:
         heron.index([folder])
-        animals = heron.search(query="a picture category:animal", k=50)
+        animals = heron.search(query="a picture category:animal", k=50, min_relevance=0)
         assert len([h for h in animals if h.kind == "image"]) >= 5  # of 6 dog photos
         assert all(h.tags["category"] == "animal" for h in animals)
         pages = heron.search(query="a page kind:page", k=10)

@@ -82,7 +82,10 @@ def test_eval_reports_progress_through_both_stages(val_index: dict, tmp_path: Pa
     ]
 
 
-def test_shell_answers_text_and_image_queries_until_an_empty_line(val_index: dict) -> None:
+def test_shell_answers_text_and_image_queries_until_an_empty_line(
+    val_index: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HERON_MIN_RELEVANCE", "0")  # all 10, whatever their relevance
     photo = val_index["images"] / val_index["records"][0]["image"]
     typed = f"a dog running on the grass\nimage:{photo}\nimage:/no/such.jpg\n\nnever run\n"
     result = run_cli("shell", data_dir=val_index["data_dir"], stdin=typed)
@@ -111,14 +114,19 @@ def test_text_search_json_shape_and_meaning(val_index: dict) -> None:
 def test_a_query_in_a_script_the_model_cannot_read_is_answered_with_a_warning(
     val_index: dict,
 ) -> None:
-    russian = run_cli("search", "собака бежит по траве", "--k", "3", data_dir=val_index["data_dir"])
+    russian = run_cli(
+        "search", "собака бежит по траве", "--k", "3", "--min-relevance", "0",
+        data_dir=val_index["data_dir"],
+    )  # fmt: skip
     assert "3 results in" in russian.stdout
     assert "warning: heron-lite understands English, Chinese only" in russian.stderr
     for query in ("a dog on the grass", "一只狗在草地上奔跑", "iPhone 拍的狗"):
-        result = run_json("search", query, "--k", "3", data_dir=val_index["data_dir"])
+        result = run_json(
+            "search", query, "--k", "3", "--min-relevance", "0", data_dir=val_index["data_dir"]
+        )
         assert result["warnings"] == [] and len(result["hits"]) == 3
     with pytest.warns(QueryWarning, match="Cyrillic"), Heron(val_index["data_dir"]) as heron:
-        assert len(heron.search(text="собака", k=2)) == 2
+        assert len(heron.search(text="собака", k=2, min_relevance=0)) == 2
 
 
 def test_chinese_queries_mean_what_they_say(val_index: dict) -> None:
@@ -150,6 +158,8 @@ def test_filter_applies_inside_search(val_index: dict) -> None:
         "7",
         "--where",
         "width<=224, format=jpeg",
+        "--min-relevance",
+        "0",
         data_dir=val_index["data_dir"],
     )
     assert len(result["hits"]) == 7

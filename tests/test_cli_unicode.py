@@ -98,11 +98,13 @@ def test_search_prints_cjk_paths_whole_in_json_and_tables(cjk_index: dict, local
 
 def _api_hits(data_dir: Path) -> list[tuple[str, float]]:
     with Heron(data_dir) as heron:
-        return [(hit.path, round(hit.score, 4)) for hit in heron.search(text=QUERY, k=4)]
+        hits = heron.search(text=QUERY, k=4, min_relevance=0)
+        return [(hit.path, round(hit.score, 4)) for hit in hits]
 
 
 def test_a_chinese_query_runs_through_search(cjk_index: dict, locale: str) -> None:
-    result = run_cli("search", QUERY, "--k", "4", "--json", data_dir=cjk_index["data_dir"])
+    every = ("--k", "4", "--min-relevance", "0")  # four photos: all four, ranked
+    result = run_cli("search", QUERY, *every, "--json", data_dir=cjk_index["data_dir"])
     assert f'"query": "{QUERY}"' in result.stdout
     report = json.loads(result.stdout)
     assert report["query"] == QUERY
@@ -111,11 +113,14 @@ def test_a_chinese_query_runs_through_search(cjk_index: dict, locale: str) -> No
     assert report["warnings"] == []
     expected = _api_hits(cjk_index["data_dir"])
     assert [(hit["path"], round(hit["score"], 4)) for hit in report["hits"]] == expected
-    table = run_cli("search", QUERY, "--k", "4", data_dir=cjk_index["data_dir"])
+    table = run_cli("search", QUERY, *every, data_dir=cjk_index["data_dir"])
     assert "4 results in" in table.stdout and str(cjk_index["odd"]) in table.stdout
 
 
-def test_a_chinese_query_typed_into_the_shell(cjk_index: dict, locale: str) -> None:
+def test_a_chinese_query_typed_into_the_shell(
+    cjk_index: dict, locale: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HERON_MIN_RELEVANCE", "0")
     odd = cjk_index["odd"]
     typed = f"{QUERY}\nimage:{odd}\n\n"
     result = run_cli("shell", data_dir=cjk_index["data_dir"], stdin=typed)  # strict UTF-8 decode
@@ -125,7 +130,8 @@ def test_a_chinese_query_typed_into_the_shell(cjk_index: dict, locale: str) -> N
     first = [path for path, _ in _api_hits(cjk_index["data_dir"])]
     assert all(path in "".join(rows[: len(first) + 2]) for path in first)
     assert sum(str(odd) in row for row in rows) == 2
-    assert any(f"1.000 │ image │ {odd}" in row for row in rows)  # the example finds itself
+    itself = [row for row in rows if f"│ image │ {odd}" in row and "│ 1.000 │" in row]
+    assert itself  # the example finds itself
 
 
 def test_stats_errors_and_get_print_cjk(cjk_index: dict, locale: str) -> None:
@@ -163,11 +169,12 @@ def test_a_long_cjk_path_folds_whole_characters_in_a_narrow_terminal(
     console = Console(file=screen, width=44, force_terminal=True, color_system=None)
     monkeypatch.setattr(cli, "out", console)
     hit = SimpleNamespace(
-        path=path, paths=[path], score=0.5, width=375, height=500, kind="image", pointer={}
-    )
+        path=path, paths=[path], score=0.5, width=375, height=500, kind="image", pointer={},
+        relevance=0.75,
+    )  # fmt: skip
     cli._render_hits([hit], 12.0)
     rows = _table_rows(screen.getvalue())
     assert len(rows) > 1 and len({cell_len(row) for row in rows}) == 1
     assert all(cell_len(row) <= 44 for row in rows)
-    folded = "".join(row.split("│")[3].strip() for row in rows)  # #, score, kind, path
+    folded = "".join(row.split("│")[4].strip() for row in rows)  # #, score, rel, kind, path
     assert folded.replace(" ", "") == path.replace(" ", "")  # all there, in order, none cut

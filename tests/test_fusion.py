@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -50,6 +51,10 @@ def named(heron_lite: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(require_data("docs", "ocr", "ocr_test.jpg"), folder / "scan.jpg")
     data_dir = folder.parent / "named-data"
     run_json("index", str(folder), "--ocr", data_dir=data_dir)
+    with (data_dir.parent / "names.jsonl").open("w", encoding="utf-8") as handle:
+        for a, b in NAMES:
+            line = {"query": f"{a} {b}", "relevant": [str(folder / f"{a}-{b}.jpg")]}
+            handle.write(json.dumps(line) + "\n")
     return data_dir
 
 
@@ -67,7 +72,8 @@ def test_text_in_a_file_name_or_a_picture_is_found_by_the_fused_list_not_the_vec
     with Heron(named) as heron:
         for query, answer in queries:
             fused += Path(heron.search(query=query, k=1)[0].path).name == answer
-            vector += Path(heron.search(query=query, k=1, fusion=False)[0].path).name == answer
+            nearest = heron.search(query=query, k=1, fusion=False, min_relevance=0)
+            vector += Path(nearest[0].path).name == answer
     assert fused == len(queries)  # every one at rank 1
     assert vector <= 2  # the vectors alone find next to none of them
 
@@ -83,8 +89,16 @@ def test_explain_shows_each_lists_rank_and_the_matched_terms(named: Path) -> Non
     assert -1 <= top["score"] <= 1  # still the cosine similarity, computed for keyword hits
     phrase = _top(named, '"kowalski zanzibar"', "--explain")[0]["explain"]
     assert phrase["phrase:kowalski zanzibar"]["rank"] == 1
-    only = _top(named, "kowalski zanzibar", "--vector-only")[0]
+    only = _top(named, "kowalski zanzibar", "--vector-only", "--min-relevance", "0")[0]
     assert only["explain"] is None
+
+
+def test_eval_measures_the_fused_ranking_too(named: Path) -> None:
+    eval_file = str(named.parent / "names.jsonl")
+    vector = run_json("eval", eval_file, data_dir=named)
+    fused = run_json("eval", eval_file, "--fused", data_dir=named)
+    assert isinstance(vector, dict) and isinstance(fused, dict)
+    assert fused["recall@1"] == 1.0 and vector["recall@1"] <= 0.2
 
 
 def test_filters_in_the_query_apply_to_both_lists(named: Path) -> None:

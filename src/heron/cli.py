@@ -455,7 +455,8 @@ def _render_hits(hits, took_ms: float, explain: bool = False) -> None:  # type: 
     for rank, hit in enumerate(hits, start=1):
         more = f" (+{len(hit.paths) - 1} copies)" if len(hit.paths) > 1 else ""
         path = Text(hit.path + more)  # Text, not markup: a path is printed as it is
-        relevance = "" if hit.relevance is None else f"{hit.relevance:.2f}"
+        rel = getattr(hit, "relevance", None)
+        relevance = "" if rel is None else f"{rel:.2f}"
         cells = [str(rank), f"{hit.score:.3f}", relevance, hit.kind, path, Text(_where(hit))]
         if explain:
             cells.append(Text(_why(getattr(hit, "explain", None))))
@@ -499,12 +500,18 @@ def _where(hit) -> str:  # type: ignore[no-untyped-def]
 @app.command("eval")
 def evaluate(
     eval_file: Annotated[Path, typer.Argument(help="JSONL: {query|query_image, relevant: [...]}")],
+    fused: Annotated[
+        bool,
+        typer.Option(
+            "--fused", help="Rank text queries as search does: vectors fused with keywords."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Measure retrieval quality on your own labelled queries (Recall@k, MRR, nDCG@10)."""
     with _errors(), _heron() as heron:
         if as_json:
-            report = heron.evaluate(eval_file)
+            report = heron.evaluate(eval_file, fused=fused)
         else:
             with _progress_bar(transient=True) as progress:
                 task = progress.add_task("loading", total=None)
@@ -512,7 +519,7 @@ def evaluate(
                 def update(p) -> None:  # type: ignore[no-untyped-def]
                     progress.update(task, description=p.stage, completed=p.done, total=p.total)
 
-                report = heron.evaluate(eval_file, on_progress=update)
+                report = heron.evaluate(eval_file, on_progress=update, fused=fused)
         data = report.to_dict()
         if as_json:
             _print_json(data)

@@ -335,7 +335,8 @@ class LanceStore:
         table = self._run(self._builder(list(queries), k, where, exhaustive=False))
         answers: list[list[StoreHit]] = [[] for _ in queries]
         for row in table.to_pylist():
-            answers[row.pop("query_index")].append(_hit(row))
+            # Lance leaves the column out when it was given a single query.
+            answers[row.pop("query_index", 0)].append(_hit(row))
         for hits in answers:
             hits.sort(key=lambda hit: -hit.score)
         self._probe_all_where_short(list(queries), answers, k, where)
