@@ -181,6 +181,22 @@ class StoreContract:
         assert len(store.search(vectors[0], 500, flt)) == len(matching)
         assert store.search(vectors[0], 5, Field("kind") == "video") == []
 
+    def test_scan_streams_the_rows_a_filter_keeps_with_the_columns_asked(
+        self,
+        filled: tuple[Store, np.ndarray, list],
+    ) -> None:
+        store, vectors, rows = filled
+        every = list(store.scan())
+        assert sorted(r["id"] for r in every) == sorted(r["id"] for r in rows)
+        assert "vector" not in every[0] and set(every[0]) == set(UNIT_COLUMNS) - {"vector"}
+        pages = list(store.scan(Field("kind") == "page", columns=["id", "vector", "width"]))
+        assert {r["id"] for r in pages} == {r["id"] for r in rows if r["kind"] == "page"}
+        assert all(set(r) == {"id", "vector", "width"} for r in pages)
+        first = next(r for r in pages if r["id"] == "u1")
+        np.testing.assert_allclose(first["vector"], vectors[1], atol=1e-6)
+        with pytest.raises(StoreError, match="unknown column"):
+            list(store.scan(columns=["nope"]))
+
     def test_search_many_answers_like_search_one_by_one(
         self,
         filled: tuple[Store, np.ndarray, list],

@@ -365,6 +365,13 @@ def search(
             "(default: when one is configured).",
         ),
     ] = None,
+    collapse: Annotated[
+        bool,
+        typer.Option(
+            "--collapse/--no-collapse",
+            help="Fold near-duplicates of a hit into it (default) or list every copy.",
+        ),
+    ] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Search by text (vectors and keywords fused), by example image, or both; or by --keyword."""
@@ -388,6 +395,7 @@ def search(
             kind=kind or None,
             min_relevance=min_relevance,
             rerank=rerank,
+            collapse=collapse,
         )
         took_ms = (time.perf_counter() - started) * 1000
         if as_json:
@@ -528,6 +536,52 @@ def evaluate(
         for key, value in data.items():
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
         _print_table(table)
+
+
+@app.command()
+def duplicates(
+    kind: Annotated[
+        list[str] | None,
+        typer.Option("--kind", help="Units to compare: image (default), frame, figure ..."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Files that hold the same picture: exact copies, and near-duplicates (resized,
+    recompressed, cropped, padded, brightened, greyed, rotated); burst shots are not."""
+    with _errors(), _heron() as heron:
+        kinds = kind or ["image"]
+        if as_json:
+            sets = heron.duplicates(kinds)
+            _print_json([s.to_dict() for s in sets])
+            return
+        with _progress_bar(transient=True) as progress:
+            task = progress.add_task("comparing", total=None)
+            sets = heron.duplicates(
+                kinds, lambda done, total: progress.update(task, completed=done, total=total)
+            )
+        _render_duplicates(sets)
+
+
+def _render_duplicates(sets) -> None:  # type: ignore[no-untyped-def]
+    if not sets:
+        out.print("no duplicates")
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for name in ("set", "kind", "file", "size", "why"):
+        table.add_column(name, overflow="fold" if name in ("file", "why") else "ellipsis")
+    for number, found in enumerate(sets, start=1):
+        for i, item in enumerate([found.keep, *found.others]):
+            role = "[green]keep[/green]" if i == 0 else ""
+            table.add_row(
+                str(number) if i == 0 else "",
+                found.kind if i == 0 else role,
+                Text(item.path),
+                f"{item.width}×{item.height}",
+                Text(item.reason or "best copy"),
+            )
+    _print_table(table)
+    copies = sum(len(found.others) for found in sets)
+    out.print(f"[dim]{len(sets)} sets, {copies} files beside the one to keep[/dim]")
 
 
 @app.command()

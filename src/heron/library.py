@@ -30,6 +30,8 @@ from heron.ingest import reindex
 from heron.ingest.pipeline import Indexer, IndexReport, ProgressCallback, drop_unreferenced
 from heron.models import registry
 from heron.models.encoder import Encoder, load_encoder
+from heron.search.duplicates import DEFAULT_KINDS as DEFAULT_DUPLICATE_KINDS
+from heron.search.duplicates import DuplicateSet, find_duplicates
 from heron.search.engine import (
     ModelMismatchError,
     QueryError,
@@ -307,6 +309,20 @@ class Heron:
             self._write_tags(hashes)
             return len(hashes)
 
+    def duplicates(
+        self,
+        kinds: Sequence[str] = DEFAULT_DUPLICATE_KINDS,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> list[DuplicateSet]:
+        """Sets of files holding one picture (`heron.search.duplicates`): exact copies, and
+        near-duplicates among units of `kinds` (default: photos), biggest sets first."""
+        unknown = sorted(set(kinds) - set(UNIT_KINDS))
+        if unknown:
+            raise QueryError(f"unknown kind(s) {unknown}; kinds are {', '.join(UNIT_KINDS)}")
+        return find_duplicates(
+            self.store, self.catalog, self.settings.thumbnails_dir, kinds, on_progress
+        )
+
     def tags(self) -> dict[str, int]:
         """Every tag in use, with how many indexed contents carry it."""
         return self.catalog.tag_counts()
@@ -339,6 +355,7 @@ class Heron:
         mix: str | Sequence[tuple[str | ImageInput, float]] | None = None,
         min_relevance: float | None = None,
         rerank: bool | None = None,
+        collapse: bool = True,
     ) -> list[SearchHit]:
         """Rank stored units against a text, an image, or both (averaged); or, with `keyword`,
         the units whose text holds that phrase (BM25; Chinese needs no spaces).
@@ -360,7 +377,9 @@ class Heron:
 
         With a `rerank_model` configured (or `rerank=True`), the best `rerank_depth` candidates
         of a text or image query are re-scored by that second model (`heron.search.rerank`);
-        `rerank=False` keeps the first stage's order.
+        `rerank=False` keeps the first stage's order. A near-duplicate of a better hit (the
+        same picture resized, cropped, recompressed ...) is folded into it and listed in its
+        `duplicates`; `collapse=False` shows every copy.
         """
         cut = self.settings.min_relevance if min_relevance is None else min_relevance
         if not 0.0 <= cut <= 1.0:
@@ -376,7 +395,9 @@ class Heron:
             if text is not None or image is not None or query is not None:
                 raise QueryError("a mixed query takes no other text, query or image")
             vector = self._mixed_vector(mix)
-            return self._searcher().search(vector, k=k, where=where, min_score=min_score)
+            return self._searcher().search(
+                vector, k=k, where=where, min_score=min_score, collapse=collapse
+            )
         if query is not None and text is not None:
             raise QueryError("give a text or a query, not both")
         words: list[str] = [text] if text is not None else []
@@ -397,6 +418,7 @@ class Heron:
         calibrated = {
             "modality": searcher.modality(text, len(images)),
             "min_relevance": cut,
+            "collapse": collapse,
         }
         reranker = self._reranker(rerank)
         depth = max(k, self.settings.rerank_depth) if reranker is not None else k

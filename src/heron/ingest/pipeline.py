@@ -47,6 +47,7 @@ from heron.store.blobs import BlobStore
 from heron.understand.categories import Categoriser
 from heron.understand.colours import ColourTags, colour_tags
 from heron.understand.hashes import content_hash, content_hash_bytes, unit_id
+from heron.understand.neardup import fingerprint
 from heron.understand.ocr import OcrEngine
 from heron.understand.tags import tag_column
 from heron.understand.terms import index_text, unit_terms
@@ -54,6 +55,7 @@ from heron.util.paths import existing, on_disk, stored_text
 
 COMMIT_UNITS = 128  # units per store commit: a few inference batches
 CATEGORISED_KINDS = frozenset({"image", "figure", "frame"})  # zero-shot categories for these
+FINGERPRINTED_KINDS = frozenset({"image", "figure", "frame"})  # near-duplicate fingerprints
 TEXT_BATCH = 1  # passages per text-tower call: see _rows
 COMMIT_RECORDS = 512  # catalog records per commit, for runs that mostly link or skip
 READ_WHOLE_FILE_BELOW = 64 * 1024 * 1024  # smaller files are read once for hash and extraction
@@ -131,6 +133,7 @@ class _UnitWork:
     format: str
     fields: dict[str, Any]
     colours: ColourTags | None = None
+    fingerprint: str = ""  # perceptual (heron.understand.neardup), for pictures
     category: tuple[str, float] | None = None
     rgb: np.ndarray | None = None  # uint8 HWC at the model's input size
     thumbnail: bytes | None = None
@@ -412,6 +415,8 @@ class Indexer:
             if embed == "image":
                 work.rgb = model_rgb(image, self.encoder.image_spec)
             work.colours = colour_tags(work.rgb if work.rgb is not None else image)
+            if draft.kind in FINGERPRINTED_KINDS:
+                work.fingerprint = _fingerprint(image)
             if draft.thumbnail == "make":
                 work.thumbnail = make_thumbnail(image, self.thumbnail_size)
             if self.ocr is not None and (draft.scanned or (self.ocr_all and draft.read_text)):
@@ -521,6 +526,7 @@ class Indexer:
             "text": unit.text,
             "terms": unit_terms(unit.text, tags),
             "tags": tag_column(tags),
+            "fingerprint": unit.fingerprint,
             "width": unit.width,
             "height": unit.height,
             "bytes": unit.bytes,
@@ -713,6 +719,14 @@ def _photo_columns(fields: dict[str, Any]) -> dict[str, object]:
         if isinstance(fields.get(key), int | float):
             columns[key] = float(fields[key])
     return columns
+
+
+def _fingerprint(image: Image.Image) -> str:
+    """The picture's near-duplicate fingerprint; "" (never a failed unit) if it cannot be made."""
+    try:
+        return fingerprint(image)
+    except Exception:  # a fingerprint is an extra: a picture the model reads is still indexed
+        return ""
 
 
 def _colour_columns(tags: ColourTags | None) -> dict[str, object]:

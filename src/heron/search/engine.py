@@ -17,6 +17,7 @@ from heron.catalog import Catalog
 from heron.models import registry
 from heron.models.encoder import Encoder
 from heron.search.calibration import Calibration, calibrate, modality_of
+from heron.search.duplicates import collapse as collapse_duplicates
 from heron.store.base import Store, StoreHit
 from heron.store.filters import Field, Filter
 from heron.understand.colours import COLOUR_NAMES
@@ -32,6 +33,7 @@ RANK_CHUNK = 1024  # queries per store call in rank_many: bounded result tables
 # tower (text→text scores run higher), everything with pixels by the image tower.
 TEXT_KINDS = frozenset({"passage"})
 CALIBRATION_SAMPLE = 64  # picture vectors the image calibration searches leave-one-out
+COLLAPSE_SLACK = 10  # extra candidates a collapsing search reads, to still fill k
 
 
 class QueryError(ValueError):
@@ -79,6 +81,8 @@ class SearchHit:
     # P(an unrelated query's best hit scores lower) on this library, 0..1
     # (heron.search.calibration); None when the query kind has no calibration (mixed queries)
     relevance: float | None = None
+    # near-duplicates of this hit folded into it (unit ids; `collapse=False` lists them apart)
+    duplicates: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         data = dict(self.__dict__)
@@ -203,20 +207,29 @@ class Searcher:
         min_score: float | None = None,
         modality: str | None = None,
         min_relevance: float = 0.0,
+        collapse: bool = True,
     ) -> list[SearchHit]:
         """The k nearest units; with a `modality` (`calibration.modality_of`), each hit gets
-        its calibrated relevance and those below `min_relevance` are dropped."""
+        its calibrated relevance and those below `min_relevance` are dropped; with `collapse`,
+        a near-duplicate of a better hit is folded into it (`SearchHit.duplicates`)."""
         if k < 1:
             raise QueryError(f"k must be at least 1, got {k}")
         self.check_model()
-        hits = self.store.search(vector, k, self._scope(where))
+        depth = k + COLLAPSE_SLACK if collapse else k
+        hits = self.store.search(vector, depth, self._scope(where))
         if min_score is not None:
             hits = [hit for hit in hits if hit.score >= min_score]
         relevances = self._relevances(hits, modality)
         hits = [hit for hit in hits if _relevant(relevances.get(hit.id), min_relevance)]
+        hits, folded = collapse_duplicates(hits) if collapse else (hits, {})
+        hits = hits[:k]
         paths = self.catalog.paths_for_units(hit.id for hit in hits)
         return [
-            replace(self._hit(hit, paths.get(hit.id, [])), relevance=relevances.get(hit.id))
+            replace(
+                self._hit(hit, paths.get(hit.id, [])),
+                relevance=relevances.get(hit.id),
+                duplicates=folded.get(hit.id, []),
+            )
             for hit in hits
         ]
 
@@ -308,6 +321,7 @@ class Searcher:
         min_score: float | None = None,
         modality: str | None = None,
         min_relevance: float = 0.0,
+        collapse: bool = True,
     ) -> list[SearchHit]:
         """One list from the vector search and the keyword searches, by reciprocal-rank fusion.
 
@@ -342,7 +356,13 @@ class Searcher:
             item
             for item in _fuse(lists)
             if set(item[2]) != {"vector"} or _relevant(relevances.get(item[0].id), min_relevance)
-        ][:k]
+        ]
+        folded: dict[str, list[str]] = {}
+        if collapse:
+            kept, folded = collapse_duplicates([hit for hit, _, _ in fused])
+            keep = {hit.id for hit in kept}
+            fused = [item for item in fused if item[0].id in keep]
+        fused = fused[:k]
         cosines = self._cosines(vector, fused, nearest)
         if min_score is not None:
             fused = [item for item in fused if cosines[item[0].id] >= min_score]
@@ -361,6 +381,7 @@ class Searcher:
                 self._hit(StoreHit(hit.id, cosines[hit.id], hit.row), paths.get(hit.id, [])),
                 explain=_explanation(score, parts, query_terms, str(hit.row.get("terms") or "")),
                 relevance=relevances.get(hit.id),
+                duplicates=folded.get(hit.id, []),
             )
             for hit, score, parts in fused
         ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -49,6 +49,7 @@ UNIT_COLUMNS: Mapping[str, ColumnType] = MappingProxyType(
         "latitude": "float64",  # EXIF GPS, degrees north; None when unknown
         "longitude": "float64",  # degrees east
         "tags": "string",  # tags people gave the source, space-separated and -padded: " cat "
+        "fingerprint": "string",  # perceptual fingerprint (heron.understand.neardup); "" if none
     }
 )
 
@@ -81,6 +82,7 @@ UNIT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "latitude": None,
         "longitude": None,
         "tags": "",
+        "fingerprint": "",
     }
 )
 REQUIRED_COLUMNS: frozenset[str] = frozenset({"id", "vector", "model"})
@@ -139,6 +141,13 @@ class Store(Protocol):
         """The k rows whose ``terms`` hold ``phrase`` (space-separated terms, consecutive; with
         match="all", every term in any order), best BM25 first (``score`` is BM25, not a
         cosine) among those matching ``filter``."""
+        ...
+
+    def scan(
+        self, filter: Filter | None = None, columns: Iterable[str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every row matching ``filter``, with only ``columns`` (default: all but the vector;
+        name "vector" to have it), in batches: what whole-library passes (duplicates) read."""
         ...
 
     def rows_without_terms(self) -> list[dict[str, Any]]:

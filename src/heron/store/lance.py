@@ -10,7 +10,7 @@ it current (new rows are searched exactly until the next optimize folds them in)
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,6 +45,7 @@ _FILE_VERSION = "2.1"
 _VECTOR_INDEX = "vector_idx"
 _TRAINED_ROWS_KEY = "heron.ivf_trained_rows"
 _ID_CHUNK = 4096
+_SCAN_BATCH = 8192  # rows per batch a scan reads
 # Built alongside the vector index. A prefilter on kind or model otherwise scans the column
 # on every query (+30 ms at 1M rows); the bitmaps build in 0.2 s. id serves get/delete/merge.
 _SCALAR_INDEXES: dict[str, type] = {
@@ -83,6 +84,7 @@ _ADDED_COLUMNS: dict[str, str] = {
     "latitude": "CAST(NULL AS DOUBLE)",
     "longitude": "CAST(NULL AS DOUBLE)",
     "tags": "''",
+    "fingerprint": "''",
 }
 
 
@@ -449,6 +451,25 @@ class LanceStore:
         rows = self._run(builder).to_pylist()
         return [StoreHit(id=row["id"], score=float(row.pop("_score")), row=row) for row in rows]
 
+    def scan(
+        self, filter: Filter | None = None, columns: Iterable[str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Rows matching ``filter`` with ``columns`` (default: all but the vector), streamed."""
+        self._check_open()
+        wanted = list(columns) if columns is not None else list(_HIT_COLUMNS)
+        unknown = [name for name in wanted if name not in UNIT_COLUMNS]
+        if unknown:
+            raise StoreError(f"unknown column(s) {unknown}; columns are {list(UNIT_COLUMNS)}")
+        builder = self._table.search().select(wanted).limit(None)
+        if filter is not None:
+            builder = builder.where(self._sql(filter))
+        try:
+            batches = builder.to_batches(_SCAN_BATCH)
+        except Exception as exc:
+            raise StoreError(f"scan failed: {exc}") from exc
+        for batch in batches:
+            yield from _rows(pa.Table.from_batches([batch]), self.dim)
+
     def rows_without_terms(self) -> list[dict[str, Any]]:
         """Rows with text but no terms yet (written before the terms column existed)."""
         self._check_open()
@@ -656,7 +677,7 @@ def _rows(tbl: pa.Table, dim: int) -> list[dict[str, Any]]:
     rows = tbl.to_pylist()
     if vectors is None:
         return rows
-    order = list(UNIT_COLUMNS)
+    order = [name for name in UNIT_COLUMNS if name == "vector" or name in tbl.column_names]
     return [
         {name: vec if name == "vector" else row[name] for name in order}
         for row, vec in zip(rows, vectors, strict=True)

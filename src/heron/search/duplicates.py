@@ -1,0 +1,188 @@
+"""Duplicates in a library: exact copies (one content at several paths) and near-duplicates
+(the same picture resized, recompressed, cropped, padded, brightened, greyed, rotated ...), as
+`heron duplicates` reports them and as search collapses them.
+
+Exact copies are already one unit (a content hash) with several paths in the catalog. Near
+duplicates are decided by `heron.understand.neardup` from the fingerprint each picture unit
+carries (computed at ingest; units indexed before fingerprints existed get one here, from their
+thumbnail or small original). Burst photos and similar shots are different pictures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from heron.catalog import Catalog
+from heron.store.base import Store, StoreHit
+from heron.store.filters import Field
+from heron.understand.neardup import (
+    Candidate,
+    compare,
+    fingerprint,
+    group_duplicates,
+    parse_fingerprint,
+)
+
+DEFAULT_KINDS = ("image",)  # photos; frames and figures on request (`--kind frame`)
+_COLUMNS = ["id", "kind", "path", "source", "width", "height", "bytes", "taken_at",
+            "thumbnail", "fingerprint"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DuplicateFile:
+    """One file of a duplicate set."""
+
+    id: str  # its unit
+    path: str
+    width: int
+    height: int
+    bytes: int
+    taken_at: datetime | None = None
+    reason: str = ""  # why it is the same picture as the one to keep ("" for the keep itself)
+
+
+@dataclass(frozen=True)
+class DuplicateSet:
+    """Files that hold one picture: `keep` is the best copy, `others` the rest.
+
+    `kind` is "exact" when every file has the same bytes, "near" when some differ."""
+
+    kind: str
+    keep: DuplicateFile
+    others: list[DuplicateFile] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for item in (data["keep"], *data["others"]):
+            item["taken_at"] = item["taken_at"].isoformat() if item["taken_at"] else None
+        return data
+
+
+def find_duplicates(
+    store: Store,
+    catalog: Catalog,
+    thumbnails_dir: Path,
+    kinds: Sequence[str] = DEFAULT_KINDS,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[DuplicateSet]:
+    """Every set of files holding one picture among units of `kinds`, biggest sets first."""
+    rows = list(store.scan(Field("kind").isin(list(kinds)), columns=_COLUMNS))
+    _backfill(store, rows, thumbnails_dir)
+    paths = catalog.paths_for_units(row["id"] for row in rows)
+    by_id = {row["id"]: row for row in rows}
+    candidates = [_candidate(row) for row in rows if row["fingerprint"]]
+    sets: list[DuplicateSet] = []
+    grouped: set[str] = set()
+    for group in group_duplicates(candidates, progress=progress):
+        grouped.update(group.members)
+        keep_row = by_id[group.keep]
+        keep_paths = paths.get(group.keep) or [str(keep_row["path"])]
+        keep = _file(keep_row, keep_paths[0])
+        others = [_file(keep_row, p, "the same bytes") for p in keep_paths[1:]]
+        for member in group.members[1:]:
+            reason = group.evidence.get(member, (0, ""))[1]
+            row = by_id[member]
+            others += [_file(row, p, reason) for p in paths.get(member) or [str(row["path"])]]
+        sets.append(DuplicateSet("near", keep, others))
+    for unit_id, unit_paths in paths.items():  # one content at several paths, alone
+        if unit_id not in grouped and len(unit_paths) > 1:
+            row = by_id[unit_id]
+            others = [_file(row, p, "the same bytes") for p in unit_paths[1:]]
+            sets.append(DuplicateSet("exact", _file(row, unit_paths[0]), others))
+    sets.sort(key=lambda s: (-len(s.others), s.keep.path))
+    return sets
+
+
+def collapse(hits: Sequence[StoreHit]) -> tuple[list[StoreHit], dict[str, list[str]]]:
+    """`hits` with every near-duplicate of a better-ranked hit folded into it: the hits kept,
+    in order, and for each kept hit the ids folded into it."""
+    kept: list[StoreHit] = []
+    folded: dict[str, list[str]] = {}
+    pictures: list[tuple[StoreHit, Candidate]] = []
+    for hit in hits:
+        candidate = _hit_candidate(hit)
+        if candidate is not None:
+            twin = next((h for h, c in pictures if compare(c, candidate).same), None)
+            if twin is not None:
+                folded.setdefault(twin.id, []).append(hit.id)
+                continue
+            pictures.append((hit, candidate))
+        kept.append(hit)
+    return kept, folded
+
+
+def _hit_candidate(hit: StoreHit) -> Candidate | None:
+    text = str(hit.row.get("fingerprint") or "")
+    if not text:
+        return None
+    try:
+        parse_fingerprint(text)
+    except ValueError:
+        return None
+    return _candidate({**hit.row, "id": hit.id})
+
+
+def _candidate(row: dict[str, Any]) -> Candidate:
+    return Candidate(
+        id=row["id"],
+        fingerprint=str(row["fingerprint"]),
+        width=int(row.get("width") or 0),
+        height=int(row.get("height") or 0),
+        bytes=int(row.get("bytes") or 0),
+        taken_at=row.get("taken_at"),
+        source=str(row.get("source") or row["id"]),
+        path=str(row.get("path") or ""),
+    )
+
+
+def _file(row: dict[str, Any], path: str, reason: str = "") -> DuplicateFile:
+    return DuplicateFile(
+        id=row["id"],
+        path=path,
+        width=int(row.get("width") or 0),
+        height=int(row.get("height") or 0),
+        bytes=int(row.get("bytes") or 0),
+        taken_at=row.get("taken_at"),
+        reason=reason,
+    )
+
+
+def _backfill(store: Store, rows: list[dict[str, Any]], thumbnails_dir: Path) -> None:
+    """Units without a fingerprint of this version (indexed before it) get one now, from their
+    thumbnail or their small original; it is stored, so this happens once."""
+    stale = [row for row in rows if not _current(str(row.get("fingerprint") or ""))]
+    made: dict[str, str] = {}
+    for row in stale:
+        picture = Path(thumbnails_dir / row["thumbnail"]) if row["thumbnail"] else Path(row["path"])
+        try:
+            with Image.open(picture) as image:
+                made[row["id"]] = fingerprint(image.convert("RGB"))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue  # a moved original: left out until it is indexed again
+    for row in rows:
+        if row["id"] in made:
+            row["fingerprint"] = made[row["id"]]
+    if made:
+        full = store.get(list(made))
+        for row in full:
+            row["fingerprint"] = made[row["id"]]
+        store.upsert(full)
+
+
+def _current(text: str) -> bool:
+    if not text:
+        return False
+    try:
+        parse_fingerprint(text)
+    except ValueError:
+        return False
+    return True
+
+
+__all__ = ["DEFAULT_KINDS", "DuplicateFile", "DuplicateSet", "collapse", "find_duplicates"]
