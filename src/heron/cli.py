@@ -698,6 +698,25 @@ def tag_list(as_json: JsonOption = False) -> None:
 
 
 @app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; beyond loopback, API keys are required.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8765,
+) -> None:
+    """Serve the REST API (OpenAPI at /docs) over this data dir until Ctrl-C."""
+    from heron.interfaces.rest import serve as serve_api
+    from heron.interfaces.rest.server import check_exposure
+
+    with _errors(), _heron() as heron:
+        settings = heron.settings
+        check_exposure(host)
+    out.print(f"Heron API on http://{host}:{port}/ (docs: http://{host}:{port}/docs)")
+    with _errors():
+        serve_api(host, port, settings=settings, log_level="warning")
+
+
+@app.command()
 def shell() -> None:
     """Interactive search prompt: type a query (or 'image:PATH'); empty line or Ctrl-D quits."""
     from heron.errors import USER_ERRORS

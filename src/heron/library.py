@@ -12,8 +12,9 @@ from __future__ import annotations
 import base64
 import os
 import re
+import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,7 @@ class Heron:
         self._resolved_model: Path | None = None
         self._searcher_instance: Searcher | None = None
         self._reranker_instance: Reranker | None = None
+        self._setup_lock = threading.RLock()  # lazy set-up, safe under concurrent requests
         self._store: LanceStore | None = None
 
     def __enter__(self) -> Heron:
@@ -132,27 +134,63 @@ class Heron:
     @property
     def encoder(self) -> Encoder:
         """The model for queries (multi-threaded: one query at a time wants low latency)."""
-        if self._encoder is None:
-            self._encoder = load_encoder(self._model_path(), threads=self.settings.threads or None)
-        return self._encoder
+        with self._setup_lock:  # two first requests at once load one model
+            if self._encoder is None:
+                threads = self.settings.threads or None
+                self._encoder = load_encoder(self._model_path(), threads=threads)
+            return self._encoder
 
     def _model_path(self) -> Path:
-        if self._resolved_model is None:
-            self._resolved_model = registry.resolve(
-                self.settings.model, progress=self._on_model_progress
-            )
-        return self._resolved_model
+        with self._setup_lock:
+            if self._resolved_model is None:
+                self._resolved_model = registry.resolve(
+                    self.settings.model, progress=self._on_model_progress
+                )
+            return self._resolved_model
 
     @property
     def store(self) -> Store:
-        if self._store is None:
-            dim = self.catalog.get_meta("dim")
-            self._store = LanceStore(
-                self.settings.store_path,
-                dim=int(dim) if dim else self.encoder.dim,
-                ann=AnnSettings(threshold=self.settings.ann_min_rows),
-            )
-        return self._store
+        with self._setup_lock:
+            if self._store is None:
+                dim = self.catalog.get_meta("dim")
+                self._store = LanceStore(
+                    self.settings.store_path,
+                    dim=int(dim) if dim else self.encoder.dim,
+                    ann=AnnSettings(threshold=self.settings.ann_min_rows),
+                )
+            return self._store
+
+    def open(self) -> Heron:
+        """Load the query model and open the store now rather than on first use (a server
+        does this before its first request); returns itself."""
+        self.store  # noqa: B018 - opening is the point
+        self._searcher()
+        self.encoder.embed_texts(["ready"])  # the text towers' sessions start on first use
+        return self
+
+    def ready(self) -> dict[str, object]:
+        """The model and unit count if the store opens and the model answers (raises if not)."""
+        return {"model": self.encoder.stamp, "units": self.count()}
+
+    def units_of(self, paths: Iterable[str | Path]) -> dict[str, list[str]]:
+        """The ids of the units each indexed file yielded, sorted ([] for a file not indexed),
+        keyed by the path as given."""
+        given = {stored_text(absolute(p)): str(p) for p in paths}
+        hashes = self.catalog.hashes_for(given)
+        result: dict[str, list[str]] = {shown: [] for shown in given.values()}
+        for key, content_hash in hashes.items():
+            result[given[key]] = sorted(self.catalog.unit_ids([content_hash]))
+        return result
+
+    def query_warnings(self, text: str | None = None, query: str | None = None) -> list[str]:
+        """Why this text (or query language string) will be misread, if it will: what
+        `search` warns about, as strings (a server cannot catch warnings per request)."""
+        if query is not None:
+            text = parse_query(query).text or None
+        if not text:
+            return []
+        warning = self._searcher().language_warning(text)
+        return [warning] if warning else []
 
     # indexing
     def index(
@@ -510,6 +548,10 @@ class Heron:
         return searcher.rank_many(vectors, k)
 
     def _searcher(self) -> Searcher:
+        with self._setup_lock:
+            return self._searcher_locked()
+
+    def _searcher_locked(self) -> Searcher:
         if self._searcher_instance is None:
             self._searcher_instance = Searcher(
                 self.store, self.catalog, self.encoder, self.settings.thumbnails_dir

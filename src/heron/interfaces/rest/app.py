@@ -1,0 +1,592 @@
+"""The REST API: FastAPI over one `Heron` (OpenAPI at /docs).
+
+    app = create_app(data_dir="~/heron-data")          # or create_app(heron_factory=...)
+    uvicorn.run(app)                                    # or heron.interfaces.rest.serve(...)
+
+Routes live under /v1 (search, items, jobs, stats) beside /healthz and /readyz. The `Heron`
+is created on the first request that needs it (under a lock, with its model loaded and its
+store opened, so concurrent first requests share one). Clients never see a server path: a hit
+names its source file by name and points at /v1/items/{id}/thumbnail and /content, and a file
+is only ever served because the catalog lists it for a unit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, File, Form, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import heron
+from heron.config import Settings
+from heron.interfaces.rest import uploads
+from heron.interfaces.rest.errors import ApiError, error_body, install_error_handler
+from heron.interfaces.rest.jobs import Job, JobManager, remove_job_folder
+from heron.interfaces.rest.schemas import (
+    MAX_K,
+    DeleteResponse,
+    ErrorResponse,
+    Item,
+    JobResponse,
+    Kind,
+    SearchRequest,
+    SearchResponse,
+)
+from heron.interfaces.rest.views import ID_PATTERN, file_name, hit_view, unit_view
+from heron.library import Heron, Unit
+from heron.search.mixed import parse_mixed
+from heron.util.paths import on_disk
+
+log = logging.getLogger("heron.rest")
+
+MAX_WINDOW = 1000  # hits a cursor may reach (offset + k)
+INLINE_TYPES = frozenset(
+    {"image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf", "video/mp4",
+     "video/webm", "text/plain", "text/markdown"}
+)  # fmt: skip
+
+__all__ = ["ApiConfig", "create_app"]
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """The API's own limits (Heron's settings stay in `heron.config.Settings`)."""
+
+    max_upload_bytes: int = 100 * 1024**2  # one uploaded file (413 above)
+    max_request_bytes: int = 1024**3  # one upload request, all files together (413 above)
+    max_files_per_request: int = 100
+    max_query_image_bytes: int = 20 * 1024**2  # a query picture, uploaded or base64 (413 above)
+    job_shutdown_wait_s: float = 30.0  # how long shutdown waits for a running ingest job
+
+
+class _State:
+    """One app's `Heron` (made once, lazily, under a lock) and its ingest jobs."""
+
+    def __init__(self, factory: Callable[[], Heron], config: ApiConfig, hidden: list[str]):
+        self.factory = factory
+        self.config = config
+        self.hidden = hidden  # paths taken out of every message (the data dir)
+        self._heron: Heron | None = None
+        self._lock = threading.Lock()
+        self.jobs = JobManager(self.heron, self.hide)
+
+    def heron(self) -> Heron:
+        instance = self._heron
+        if instance is not None:
+            return instance
+        with self._lock:
+            if self._heron is None:
+                made = self.factory()
+                try:
+                    made.open()
+                except BaseException:
+                    made.close()
+                    raise
+                self.hidden.extend(_spellings(made.data_dir))
+                self._heron = made
+            return self._heron
+
+    def hide(self, message: str) -> str:
+        for secret in sorted(set(self.hidden), key=len, reverse=True):
+            message = message.replace(secret, "<data dir>")
+        return message
+
+    def close(self) -> None:
+        self.jobs.close(self.config.job_shutdown_wait_s)
+        with self._lock:
+            if self._heron is not None:
+                self._heron.close()
+                self._heron = None
+
+
+def _spellings(path: Path) -> list[str]:
+    spelled = {str(path), str(Path(path).expanduser())}
+    with contextlib.suppress(OSError):
+        spelled.add(str(Path(path).resolve()))
+    return [s for s in spelled if len(s) > 1]
+
+
+def create_app(
+    heron_factory: Callable[[], Heron] | None = None,
+    *,
+    data_dir: str | Path | None = None,
+    settings: Settings | None = None,
+    config: ApiConfig | None = None,
+) -> FastAPI:
+    """The API over one `Heron`: made by `heron_factory`, or from `settings` / `data_dir`
+    (default: the usual settings: TOML, HERON_* variables)."""
+    config = config or ApiConfig()
+    hidden: list[str] = []
+    if heron_factory is None:
+        settings = settings or Settings.load(data_dir=data_dir)
+        hidden.extend(_spellings(settings.data_dir))
+        chosen = settings
+
+        def heron_factory() -> Heron:
+            return Heron(settings=chosen)
+
+    state = _State(heron_factory, config, hidden)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.close()
+
+    app = FastAPI(
+        title="Heron",
+        version=heron.__version__,
+        description="Self-hosted multimodal semantic search: pictures, PDFs, slides, documents "
+        "and videos, searched by meaning in English and Chinese.",
+        lifespan=lifespan,
+        responses={400: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    )
+    app.state.heron_api = state
+    app.state.hidden_paths = hidden
+    install_error_handler(app)
+    app.add_middleware(
+        _BodyLimit,
+        limits={
+            "/v1/items": config.max_request_bytes,
+            "/v1/search/image": config.max_query_image_bytes + 64 * 1024,
+            "/v1/search": config.max_query_image_bytes * 4 // 3 + 64 * 1024,
+        },
+    )
+    _routes(app, state)
+    return app
+
+
+class _BodyLimit:
+    """413 for a POST body over its route's limit: at once when Content-Length says so, and
+    while it streams otherwise (before Starlette spools a multipart body to disk)."""
+
+    def __init__(self, app: ASGIApp, limits: dict[str, int]) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self.limits.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if limit is None:
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(limit)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise StarletteHTTPException(413, _too_large_message(limit))
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _too_large_message(limit: int) -> str:
+    return f"the request body is larger than this route's limit of {limit:,} bytes"
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return JSONResponse(error_body("too_large", _too_large_message(limit)), status_code=413)
+
+
+# ---------------------------------------------------------------------------------- routes
+
+
+def _routes(app: FastAPI, state: _State) -> None:
+    config = state.config
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """The process is alive (says nothing of the model or the store)."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"model": ErrorResponse}})
+    def readyz() -> JSONResponse:
+        """The store opens and the model loads: 200, else 503 with the reason."""
+        try:
+            found = state.heron().ready()
+        except Exception as exc:
+            log.warning("not ready: %s", exc)
+            message = state.hide(f"{type(exc).__name__}: {exc}")
+            return JSONResponse(error_body("not_ready", message), status_code=503)
+        return JSONResponse({"status": "ready", **found})
+
+    @app.post("/v1/search", response_model=SearchResponse, tags=["search"])
+    def search(body: SearchRequest) -> dict[str, Any]:
+        """Search by query-language string, text, picture (base64 or upload_id), or a mix."""
+        picture = None
+        if body.image is not None:
+            picture = _base64_image(body.image, config.max_query_image_bytes)
+        return _search(state, body, picture)
+
+    @app.post("/v1/search/image", response_model=SearchResponse, tags=["search"])
+    def search_image(
+        image: Annotated[UploadFile, File(description="the query picture")],
+        query: Annotated[str | None, Form(max_length=4000)] = None,
+        k: Annotated[int, Form(ge=1, le=MAX_K)] = 10,
+        kind: Annotated[list[Kind] | None, Form()] = None,
+        min_relevance: Annotated[float | None, Form(ge=0.0, le=1.0)] = None,
+        cursor: Annotated[str | None, Form(max_length=200)] = None,
+        explain: Annotated[bool, Form()] = False,
+    ) -> dict[str, Any]:
+        """Search by one uploaded picture; `query` adds words and filters (`kind:image`)."""
+        picture = _read_query_image(image.file, config.max_query_image_bytes)
+        body = SearchRequest(
+            query=query,
+            k=k,
+            kind=kind,
+            min_relevance=min_relevance,
+            cursor=cursor,
+            explain=explain,
+        )
+        return _search(state, body, picture)
+
+    @app.post(
+        "/v1/items",
+        status_code=202,
+        response_model=JobResponse,
+        tags=["items"],
+        responses={413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}},
+    )
+    def upload_items(
+        files: Annotated[list[UploadFile], File(description="one or more files")],
+    ) -> JSONResponse:
+        """Upload files and index them in the background: poll the job at GET /v1/jobs/{id}.
+
+        Types are read from the content (JPEG, PNG, GIF, WebP, PDF, PPTX, DOCX, MP4, WebM,
+        UTF-8 text, Markdown): anything else is refused (415), as is a file over the size
+        limit (413); one refused file refuses the whole request."""
+        if len(files) > config.max_files_per_request:
+            raise ApiError(
+                413,
+                "too_many_files",
+                f"{len(files)} files in one request; the limit is {config.max_files_per_request}",
+            )
+        instance = state.heron()
+        job_id = uuid.uuid4().hex
+        folder = instance.data_dir / "uploads" / job_id
+        folder.mkdir(parents=True, mode=0o700)
+        try:
+            saved = [
+                uploads.save_upload(
+                    upload.file,
+                    upload.filename,
+                    folder,
+                    n,
+                    f"{job_id}-{n}",
+                    config.max_upload_bytes,
+                )
+                for n, upload in enumerate(files)
+            ]
+        except uploads.TooLarge as exc:
+            remove_job_folder(folder)
+            raise ApiError(413, "too_large", str(exc)) from None
+        except uploads.UnsupportedType as exc:
+            remove_job_folder(folder)
+            raise ApiError(415, "unsupported_media_type", str(exc)) from None
+        except BaseException:
+            remove_job_folder(folder)
+            raise
+        job = state.jobs.submit(Job(job_id, folder, saved))
+        return JSONResponse(
+            job.to_dict(), status_code=202, headers={"Location": f"/v1/jobs/{job_id}"}
+        )
+
+    @app.get("/v1/jobs/{job_id}", response_model=JobResponse, tags=["items"])
+    def get_job(job_id: str) -> dict[str, Any]:
+        """An ingest job: state, progress (done/total, rate, ETA), each file's outcome."""
+        job = state.jobs.get(job_id)
+        if job is None:
+            raise ApiError(404, "not_found", f"no job {job_id!r} (jobs are kept in memory)")
+        return job.to_dict()
+
+    @app.get("/v1/items/{item_id}", response_model=Item, tags=["items"])
+    def get_item(item_id: str) -> dict[str, Any]:
+        """Everything stored about one unit (a hit's id)."""
+        return unit_view(_unit(state, item_id))
+
+    @app.get(
+        "/v1/items/{item_id}/thumbnail",
+        tags=["items"],
+        response_class=FileResponse,
+        responses={404: {"model": ErrorResponse}},
+    )
+    def get_thumbnail(item_id: str) -> FileResponse:
+        """The unit's WebP thumbnail, or its original picture when that is small already
+        (404 for a passage: it has none)."""
+        instance = state.heron()
+        unit = _unit(state, item_id)
+        if not unit.thumbnail:
+            raise ApiError(404, "no_thumbnail", f"item {item_id} ({unit.kind}) has no thumbnail")
+        shown = Path(unit.thumbnail)
+        if shown.is_relative_to(instance.settings.thumbnails_dir):
+            if not shown.is_file():
+                raise ApiError(404, "no_thumbnail", f"the thumbnail of {item_id} is missing")
+            return _file(shown, "image/webp", f"{item_id}.webp", inline=True)
+        if unit.thumbnail not in unit.paths:  # only ever a file the catalog lists for it
+            raise ApiError(404, "no_thumbnail", f"item {item_id} has no thumbnail")
+        return _source_file(unit)
+
+    @app.get(
+        "/v1/items/{item_id}/content",
+        tags=["items"],
+        response_class=FileResponse,
+        responses={404: {"model": ErrorResponse}, 206: {"description": "a byte range"}},
+    )
+    def get_content(item_id: str) -> FileResponse:
+        """The unit's source file (a PDF page's whole PDF; see `pointer`), with Range
+        requests (206)."""
+        return _source_file(_unit(state, item_id))
+
+    @app.delete("/v1/items/{item_id}", response_model=DeleteResponse, tags=["items"])
+    def delete_item(item_id: str) -> dict[str, Any]:
+        """Forget the unit's source file(s) and every unit they hold (a PDF's pages too).
+        Files elsewhere stay on disk; files the API itself stored (uploads) are removed."""
+        instance = state.heron()
+        unit = _unit(state, item_id)
+        paths = [on_disk(p) for p in (unit.paths or [unit.path])]
+        removed = instance.delete(paths)
+        uploads_dir = (instance.data_dir / "uploads").resolve()
+        for path in paths:
+            candidate = Path(path)
+            with contextlib.suppress(OSError):
+                if candidate.resolve().is_relative_to(uploads_dir) and candidate.is_file():
+                    candidate.unlink()
+        return {"id": item_id, "files_removed": removed}
+
+    @app.get("/v1/stats", tags=["stats"])
+    def stats() -> dict[str, Any]:
+        """Counts: units (and units by kind), files by status, store size, the last run,
+        ingest jobs by state."""
+        data = state.heron().stats().to_dict()
+        data.pop("data_dir", None)
+        last = data.get("last_run")
+        if isinstance(last, dict):
+            last["roots"] = [file_name(r) for r in last.get("roots") or []]
+        data["jobs"] = state.jobs.counts()
+        return data
+
+
+# ---------------------------------------------------------------------------------- search
+
+
+def _search(state: _State, body: SearchRequest, picture: bytes | None) -> dict[str, Any]:
+    started = time.perf_counter()
+    fingerprint = _fingerprint(body, picture)
+    offset = _offset(body.cursor, fingerprint)
+    if body.upload_id is not None:
+        if picture is not None:
+            raise ApiError(400, "bad_request", "give one picture: image or upload_id")
+        picture = _upload_picture(state, body.upload_id, state.config.max_query_image_bytes)
+    instance = state.heron()
+    wanted = offset + body.k
+    arguments: dict[str, Any] = {
+        "k": wanted,
+        "kind": body.kind,
+        "min_relevance": body.min_relevance,
+    }
+    if body.mix is not None:
+        arguments["mix"] = _mix_pairs(state, body.mix)
+    if body.text is not None:
+        arguments["text"] = body.text
+    if body.query is not None:
+        arguments["query"] = body.query
+    if picture is not None:
+        arguments["image"] = picture
+    hits = instance.search(**arguments)
+    page = hits[offset:wanted]
+    more = len(hits) >= wanted and wanted < MAX_WINDOW
+    return {
+        "hits": [hit_view(hit, body.explain) for hit in page],
+        "took_ms": round((time.perf_counter() - started) * 1000, 2),
+        "next_cursor": _cursor(wanted, fingerprint) if more else None,
+        "warnings": [state.hide(w) for w in instance.query_warnings(body.text, body.query)],
+    }
+
+
+def _fingerprint(body: SearchRequest, picture: bytes | None) -> str:
+    """What a cursor belongs to: the request without its cursor and page size."""
+    described = body.model_dump(exclude={"cursor", "k", "explain"})
+    if picture is not None:
+        described["picture"] = hashlib.blake2b(picture, digest_size=16).hexdigest()
+    text = json.dumps(described, sort_keys=True, ensure_ascii=False)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def _cursor(offset: int, fingerprint: str) -> str:
+    raw = json.dumps({"o": offset, "f": fingerprint}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _offset(cursor: str | None, fingerprint: str) -> int:
+    if cursor is None:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+        offset, owner = int(data["o"]), str(data["f"])
+    except (ValueError, TypeError, KeyError, binascii.Error):
+        raise ApiError(400, "bad_cursor", "the cursor is not one this API gave") from None
+    if owner != fingerprint:
+        raise ApiError(
+            400, "bad_cursor", "the cursor belongs to another query: repeat the query it came with"
+        )
+    if not 0 < offset < MAX_WINDOW:
+        raise ApiError(400, "bad_cursor", f"a cursor reaches {MAX_WINDOW} hits at most")
+    return offset
+
+
+def _base64_image(text: str, limit: int) -> bytes:
+    if len(text) > limit * 4 // 3 + 4:
+        raise ApiError(413, "too_large", f"the query picture is larger than {limit:,} bytes")
+    compact = "".join(text.split())
+    if compact.startswith("data:") and "," in compact:  # a data: URL
+        compact = compact.split(",", 1)[1]
+    try:
+        data = base64.b64decode(
+            compact.replace("-", "+").replace("_", "/") + "=" * (-len(compact) % 4),
+            validate=True,
+        )
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "bad_image", "`image` is not valid base64") from None
+    return _check_picture(data)
+
+
+def _read_query_image(stream: Any, limit: int) -> bytes:
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(413, "too_large", f"the query picture is larger than {limit:,} bytes")
+    return _check_picture(data)
+
+
+def _check_picture(data: bytes) -> bytes:
+    if uploads.sniff(data[: uploads.HEAD_BYTES]) not in uploads.IMAGE_TYPES:
+        raise ApiError(
+            415, "unsupported_media_type", "the query picture must be a JPEG, PNG, GIF or WebP"
+        )
+    return data
+
+
+def _upload_picture(state: _State, upload_id: str, limit: int) -> bytes:
+    saved = state.jobs.upload(upload_id)
+    if saved is None:
+        raise ApiError(404, "not_found", f"no upload {upload_id!r} (uploads are kept in memory)")
+    if saved.bytes > limit:
+        raise ApiError(413, "too_large", f"the query picture is larger than {limit:,} bytes")
+    try:
+        data = saved.path.read_bytes()
+    except OSError:
+        raise ApiError(404, "not_found", f"upload {upload_id!r} is gone") from None
+    return _check_picture(data)
+
+
+def _mix_pairs(state: _State, expr: str) -> list[tuple[str | bytes, float]]:
+    """A mixed query's parts, its pictures named `item:<id>` or `upload:<id>` (never paths:
+    the server's files are not the client's to name)."""
+    pairs: list[tuple[str | bytes, float]] = []
+    for part in parse_mixed(expr):
+        if part.text is not None:
+            pairs.append((part.text, part.weight))
+            continue
+        token = str(part.image)
+        prefix, _, ident = token.partition(":")
+        if prefix == "item" and ID_PATTERN.fullmatch(ident):
+            unit = _unit(state, ident)
+            if not unit.thumbnail:
+                raise ApiError(400, "bad_query", f"item {ident} ({unit.kind}) has no picture")
+            pairs.append((Path(on_disk(unit.thumbnail)).read_bytes(), part.weight))
+        elif prefix == "upload":
+            limit = state.config.max_query_image_bytes
+            pairs.append((_upload_picture(state, ident, limit), part.weight))
+        else:
+            raise ApiError(
+                400,
+                "bad_query",
+                f"{token!r}: a picture in a mixed query is item:<id> or upload:<upload_id>, "
+                'and a text is quoted ("a beach")',
+            )
+    return pairs
+
+
+# ---------------------------------------------------------------------------------- files
+
+
+def _unit(state: _State, item_id: str) -> Unit:
+    unit = state.heron().get(item_id) if ID_PATTERN.fullmatch(item_id) else None
+    if unit is None:
+        raise ApiError(404, "not_found", f"no item {item_id!r}")
+    return unit
+
+
+def _source_file(unit: Unit) -> FileResponse:
+    """The first of the unit's catalogued source paths still on disk."""
+    for stored in unit.paths or [unit.path]:
+        path = Path(on_disk(stored))
+        if path.is_file():
+            return _file(path, _media_type(path), file_name(stored))
+    raise ApiError(404, "gone", f"the source file of item {unit.id} is no longer on disk")
+
+
+def _media_type(path: Path) -> str:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(uploads.HEAD_BYTES)
+    except OSError:
+        return "application/octet-stream"
+    text = _utf8_prefix(head)
+    kind = uploads.sniff(head, path, utf8_text=text)
+    if kind is None:
+        return "application/octet-stream"
+    if kind == uploads.TEXT and path.suffix.lower() in {".md", ".markdown"}:
+        return uploads.MARKDOWN.media_type
+    if kind == uploads.TEXT and path.suffix.lower() in {".html", ".htm"}:
+        return "application/octet-stream"  # never rendered by the browser from here
+    return kind.media_type
+
+
+def _utf8_prefix(head: bytes) -> bool:
+    """Whether `head` is UTF-8 text (a character cut at its end allowed) without NUL bytes."""
+    if b"\x00" in head:
+        return False
+    for cut in range(4):
+        try:
+            head[: len(head) - cut].decode("utf-8")
+            return True
+        except UnicodeDecodeError:
+            continue
+    return False
+
+
+def _file(path: Path, media_type: str, name: str, inline: bool | None = None) -> FileResponse:
+    inline = media_type in INLINE_TYPES if inline is None else inline
+    if media_type.startswith("text/"):
+        media_type += "; charset=utf-8"
+    return FileResponse(
+        path,
+        media_type=media_type,
+        filename=name,
+        content_disposition_type="inline" if inline else "attachment",
+        headers={
+            "Cache-Control": "private, max-age=3600",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )

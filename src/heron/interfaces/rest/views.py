@@ -1,0 +1,85 @@
+"""Heron's hits and units as the API shows them: file names, never the server's paths."""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Any
+
+from heron.library import SearchHit, Unit
+
+ID_PATTERN = re.compile(r"[0-9a-f]{32}")  # blake2b-128 hex: content hashes and unit ids
+
+__all__ = ["ID_PATTERN", "file_name", "hit_view", "scrubbed", "unit_view"]
+
+
+def file_name(path: str) -> str:
+    """The last part of a stored path (POSIX, or a Windows path stored as written)."""
+    name = PurePosixPath(path).name
+    return PureWindowsPath(name).name if "\\" in name and ":" in name else name
+
+
+def _looks_like_path(value: str) -> bool:
+    return value.startswith(("/", "~", "\\\\")) or bool(re.match(r"[A-Za-z]:[\\/]", value))
+
+
+def scrubbed(value: Any) -> Any:
+    """`value` (JSON-like) with every absolute path string cut down to its file name."""
+    if isinstance(value, str):
+        return file_name(value) if _looks_like_path(value) else value
+    if isinstance(value, dict):
+        return {key: scrubbed(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrubbed(item) for item in value]
+    return value
+
+
+def _urls(unit_id: str, thumbnail: str | None) -> dict[str, Any]:
+    return {
+        "thumbnail_url": f"/v1/items/{unit_id}/thumbnail" if thumbnail else None,
+        "content_url": f"/v1/items/{unit_id}/content",
+    }
+
+
+def hit_view(hit: SearchHit, explain: bool = False) -> dict[str, Any]:
+    return {
+        "id": hit.id,
+        "kind": hit.kind,
+        "score": round(float(hit.score), 6),
+        "relevance": None if hit.relevance is None else round(float(hit.relevance), 4),
+        "source": file_name(hit.path),
+        "source_id": hit.source,
+        "pointer": scrubbed(hit.pointer),
+        "locator": hit.locator,
+        "excerpt": hit.excerpt,
+        "tags": scrubbed(hit.tags),
+        "width": hit.width,
+        "height": hit.height,
+        "format": hit.format,
+        "modified_at": hit.modified_at.isoformat() if hit.modified_at else None,
+        "explain": scrubbed(hit.explain) if explain else None,
+        **_urls(hit.id, hit.thumbnail),
+    }
+
+
+def unit_view(unit: Unit) -> dict[str, Any]:
+    return {
+        "id": unit.id,
+        "kind": unit.kind,
+        "source": file_name(unit.path),
+        "names": sorted({file_name(p) for p in unit.paths or [unit.path]}),
+        "source_id": unit.source,
+        "width": unit.width,
+        "height": unit.height,
+        "format": unit.format,
+        "model": unit.model,
+        "bytes": unit.bytes,
+        "text": unit.text,
+        "modified_at": unit.modified_at.isoformat() if unit.modified_at else None,
+        "indexed_at": unit.indexed_at.isoformat() if unit.indexed_at else None,
+        "locator": unit.locator,
+        "pointer": scrubbed(unit.pointer),
+        "tags": scrubbed(unit.tags),
+        "extra": scrubbed(unit.extra),
+        **_urls(unit.id, unit.thumbnail),
+    }
