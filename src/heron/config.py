@@ -62,6 +62,9 @@ class Settings:
     # "" for none. Any name `heron models list` shows.
     rerank_model: str = ""
     rerank_depth: int = 30  # candidates the second model re-scores
+    # ACL labels by folder (heron.catalog.acl): "~/Finance=finance", "/srv/board=board,finance";
+    # a unit no rule covers is visible to every key.
+    acl_rules: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:

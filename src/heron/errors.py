@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from heron.catalog import CatalogError
+from heron.catalog.acl import AclError
 from heron.config import ConfigError
 from heron.models.bundle import BundleError
 from heron.models.registry import ModelUnavailableError
@@ -15,6 +16,7 @@ from heron.understand.tags import TagError
 from heron.util.locks import LockedError
 
 USER_ERRORS: tuple[type[Exception], ...] = (
+    AclError,
     BundleError,
     CatalogError,
     ConfigError,

@@ -10,6 +10,7 @@ with Heron("~/.local/share/heron") as heron:
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import threading
@@ -23,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from heron.catalog import INDEXED, Catalog, FileRecord, RunRecord
+from heron.catalog.acl import AclRule, acl_column, labels_for, parse_rules, visible_filter
 from heron.config import ConfigError, Settings
 from heron.extract.base import UNIT_KINDS
 from heron.extract.errors import SkipFile
@@ -232,11 +234,34 @@ class Heron:
                 ocr_workers=self.settings.ocr_workers or max(1, cores // 2),
                 pdf_passwords=self.settings.pdf_passwords,
                 passage_chars=self.settings.passage_chars,
+                acl_rules=self._acl_rules(),
             )
             try:
                 return indexer.run([Path(p) for p in paths], on_progress)
             finally:
                 self._searcher_instance = None  # its calibrations describe the old library
+
+    def _acl_rules(self) -> list[AclRule]:
+        """The `acl_rules` setting, parsed; when it changed since the last run, every stored
+        unit is labelled again first, so a rule applies to what is indexed already."""
+        rules = parse_rules(self.settings.acl_rules)
+        spelled = json.dumps([[r.folder, list(r.labels)] for r in rules])
+        if self.catalog.get_meta("acl_rules") != spelled and self._has_vectors():
+            self._relabel(rules)
+        self.catalog.set_meta("acl_rules", spelled)
+        return rules
+
+    def _relabel(self, rules: list[AclRule]) -> None:
+        changed = [
+            row["id"]
+            for row in self.store.scan(columns=["id", "path", "acl"])
+            if row["acl"] != acl_column(labels_for(str(row["path"]), rules))
+        ]
+        for start in range(0, len(changed), TAG_WRITE_CHUNK):
+            rows = self.store.get(changed[start : start + TAG_WRITE_CHUNK])
+            for row in rows:
+                row["acl"] = acl_column(labels_for(str(row["path"]), rules))
+            self.store.upsert(rows)
 
     def _categoriser(self) -> Categoriser:
         """The zero-shot categoriser, its prompt vectors cached in the catalog per model: a run
@@ -351,6 +376,7 @@ class Heron:
         self,
         kinds: Sequence[str] = DEFAULT_DUPLICATE_KINDS,
         on_progress: Callable[[int, int], None] | None = None,
+        visible_to: Sequence[str] | None = None,
     ) -> list[DuplicateSet]:
         """Sets of files holding one picture (`heron.search.duplicates`): exact copies, and
         near-duplicates among units of `kinds` (default: photos), biggest sets first."""
@@ -358,7 +384,12 @@ class Heron:
         if unknown:
             raise QueryError(f"unknown kind(s) {unknown}; kinds are {', '.join(UNIT_KINDS)}")
         return find_duplicates(
-            self.store, self.catalog, self.settings.thumbnails_dir, kinds, on_progress
+            self.store,
+            self.catalog,
+            self.settings.thumbnails_dir,
+            kinds,
+            on_progress,
+            scope=None if visible_to is None else visible_filter(visible_to),
         )
 
     def tags(self) -> dict[str, int]:
@@ -394,6 +425,7 @@ class Heron:
         min_relevance: float | None = None,
         rerank: bool | None = None,
         collapse: bool = True,
+        visible_to: Sequence[str] | None = None,
     ) -> list[SearchHit]:
         """Rank stored units against a text, an image, or both (averaged); or, with `keyword`,
         the units whose text holds that phrase (BM25; Chinese needs no spaces).
@@ -417,13 +449,17 @@ class Heron:
         of a text or image query are re-scored by that second model (`heron.search.rerank`);
         `rerank=False` keeps the first stage's order. A near-duplicate of a better hit (the
         same picture resized, cropped, recompressed ...) is folded into it and listed in its
-        `duplicates`; `collapse=False` shows every copy.
+        `duplicates`; `collapse=False` shows every copy. `visible_to` (ACL labels, e.g. an
+        API key's) limits every list to the units those labels may see, inside the searches.
         """
         cut = self.settings.min_relevance if min_relevance is None else min_relevance
         if not 0.0 <= cut <= 1.0:
             raise QueryError(f"min_relevance must be between 0 and 1, got {cut}")
         where = parse_filter(filter) if isinstance(filter, str) else filter
         where = _with_kinds(where, kind)
+        if visible_to is not None:
+            seen = visible_filter(visible_to)
+            where = seen if where is None else where & seen
         if keyword is not None:
             if text is not None or image is not None or query is not None:
                 raise QueryError("a keyword search takes no text, query or image (yet)")
@@ -558,20 +594,31 @@ class Heron:
             )
         return self._searcher_instance
 
-    def get(self, unit_id: str) -> Unit | None:
-        """Everything stored about one unit (a hit's `id`), or None when there is no such unit."""
+    def get(self, unit_id: str, visible_to: Sequence[str] | None = None) -> Unit | None:
+        """Everything stored about one unit (a hit's `id`), or None when there is no such unit
+        or `visible_to` (ACL labels: `heron.catalog.acl`) may not see it."""
+        if visible_to is not None and not self._visible(unit_id, visible_to):
+            return None
         return self._searcher().get(unit_id)
 
+    def _visible(self, unit_id: str, labels: Sequence[str]) -> bool:
+        return self.store.count((Field("id") == unit_id) & visible_filter(labels)) > 0
+
     # reporting
-    def count(self) -> int:
-        """Units stored (one per distinct content)."""
-        return self.store.count() if self._has_vectors() else 0
+    def count(self, visible_to: Sequence[str] | None = None) -> int:
+        """Units stored (one per distinct content), of those `visible_to` may see."""
+        if not self._has_vectors():
+            return 0
+        return self.store.count(None if visible_to is None else visible_filter(visible_to))
 
     def _has_vectors(self) -> bool:
         """Whether a run has bound a model (and so a store) to this data dir yet."""
         return self.catalog.get_meta("dim") is not None
 
-    def stats(self) -> Stats:
+    def stats(self, visible_to: Sequence[str] | None = None) -> Stats:
+        """What the index holds; for `visible_to` (ACL labels), only what they may see."""
+        if visible_to is not None:
+            return self._visible_stats(visible_to)
         has_store = self._has_vectors()
         store_ids = self.store.ids() if has_store else set()
         rows = self.store.count() if has_store else 0
@@ -588,6 +635,31 @@ class Heron:
             consistent=store_ids == catalog_ids and rows == len(store_ids),
             store_bytes=_tree_size(self.settings.store_path),
             last_run=next(iter(self.catalog.runs(1)), None),
+        )
+
+    def _visible_stats(self, labels: Sequence[str]) -> Stats:
+        """Stats of the units `labels` may see, and nothing about the rest (no file counts,
+        no sizes, no run summaries: they would count what it may not see)."""
+        seen = visible_filter(labels)
+        by_kind: dict[str, int] = {}
+        sources: set[str] = set()
+        if self._has_vectors():
+            for row in self.store.scan(seen, columns=["kind", "source"]):
+                by_kind[row["kind"]] = by_kind.get(row["kind"], 0) + 1
+                sources.add(row["source"])
+        units = sum(by_kind.values())
+        return Stats(
+            data_dir=str(self.data_dir),
+            model=self.catalog.get_meta("model"),
+            units=units,
+            rows=units,
+            files={},
+            unique_contents=len(sources),
+            units_by_kind=dict(sorted(by_kind.items())),
+            sources_by_kind={},
+            consistent=True,
+            store_bytes=0,
+            last_run=None,
         )
 
     def errors(self, limit: int | None = None) -> list[FileRecord]:

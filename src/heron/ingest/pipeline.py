@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image
 
 from heron.catalog import INDEXED, SKIPPED, Catalog, FileRecord, UnitRecord
+from heron.catalog.acl import AclRule, acl_column, labels_for
 from heron.extract.base import ExtractOptions, IncompleteSource, SkipFile, Source, UnitDraft
 from heron.extract.images import make_thumbnail
 from heron.extract.registry import Registry, default_registry
@@ -174,8 +175,10 @@ class Indexer:
         passage_chars: int = 1000,
         extractors: Registry | None = None,
         categoriser: Categoriser | None = None,
+        acl_rules: Sequence[AclRule] = (),
     ) -> None:
         self.catalog = catalog
+        self.acl_rules = list(acl_rules)
         self.store = store
         self.encoder = encoder
         self.thumbnails = thumbnails
@@ -527,6 +530,7 @@ class Indexer:
             "terms": unit_terms(unit.text, tags),
             "tags": tag_column(tags),
             "fingerprint": unit.fingerprint,
+            "acl": acl_column(labels_for(unit.path, self.acl_rules)),
             "width": unit.width,
             "height": unit.height,
             "bytes": unit.bytes,

@@ -20,7 +20,7 @@ from PIL import Image
 
 from heron.catalog import Catalog
 from heron.store.base import Store, StoreHit
-from heron.store.filters import Field
+from heron.store.filters import Field, Filter
 from heron.understand.neardup import (
     Candidate,
     compare,
@@ -70,9 +70,12 @@ def find_duplicates(
     thumbnails_dir: Path,
     kinds: Sequence[str] = DEFAULT_KINDS,
     progress: Callable[[int, int], None] | None = None,
+    scope: Filter | None = None,
 ) -> list[DuplicateSet]:
-    """Every set of files holding one picture among units of `kinds`, biggest sets first."""
-    rows = list(store.scan(Field("kind").isin(list(kinds)), columns=_COLUMNS))
+    """Every set of files holding one picture among units of `kinds` (within `scope`, e.g.
+    what a caller may see), biggest sets first."""
+    wanted = Field("kind").isin(list(kinds))
+    rows = list(store.scan(wanted if scope is None else wanted & scope, columns=_COLUMNS))
     _backfill(store, rows, thumbnails_dir)
     paths = catalog.paths_for_units(row["id"] for row in rows)
     by_id = {row["id"]: row for row in rows}

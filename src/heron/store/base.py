@@ -50,6 +50,7 @@ UNIT_COLUMNS: Mapping[str, ColumnType] = MappingProxyType(
         "longitude": "float64",  # degrees east
         "tags": "string",  # tags people gave the source, space-separated and -padded: " cat "
         "fingerprint": "string",  # perceptual fingerprint (heron.understand.neardup); "" if none
+        "acl": "string",  # who may see it (heron.catalog.acl): " finance "; "" is everyone
     }
 )
 
@@ -83,6 +84,7 @@ UNIT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "longitude": None,
         "tags": "",
         "fingerprint": "",
+        "acl": "",
     }
 )
 REQUIRED_COLUMNS: frozenset[str] = frozenset({"id", "vector", "model"})

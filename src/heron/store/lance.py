@@ -85,6 +85,7 @@ _ADDED_COLUMNS: dict[str, str] = {
     "longitude": "CAST(NULL AS DOUBLE)",
     "tags": "''",
     "fingerprint": "''",
+    "acl": "''",
 }
 
 
