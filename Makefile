@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(BIN)/heron models build heron-lite
 	$(BIN)/heron index "$(DIR)"
-	$(BIN)/heron shell
+	$(BIN)/heron serve  # the web page and API on http://127.0.0.1:8765/ (`heron shell` for a prompt)
 
 test: install
 	$(BIN)/ruff check src tests bench scripts
