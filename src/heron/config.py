@@ -10,6 +10,8 @@ from typing import Any
 
 import platformdirs
 
+from heron.util.errors import HeronError
+
 ENV_PREFIX = "HERON_"
 # The least value each numeric setting can take; 0 means "choose for me" where allowed.
 MINIMUMS = {
@@ -26,8 +28,11 @@ MINIMUMS = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(HeronError, ValueError):
     """A setting has a value Heron cannot use."""
+
+    code = "config_error"
+    status = 503
 
 
 def default_data_dir() -> Path:

@@ -16,13 +16,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from heron.store.filters import Field, Filter
+from heron.util.errors import HeronError
 from heron.util.paths import stored_text
 
 _LABEL = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 
-class AclError(ValueError):
+class AclError(HeronError, ValueError):
     """An ACL rule or label cannot be used as written."""
+
+    code = "bad_acl"
+    status = 400
 
 
 @dataclass(frozen=True)

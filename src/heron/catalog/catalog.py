@@ -41,6 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
+from heron.util.errors import HeronError
 from heron.util.paths import stored_text
 
 INDEXED = "indexed"
@@ -135,8 +136,11 @@ class RunRecord:
     summary: dict[str, int]
 
 
-class CatalogError(RuntimeError):
+class CatalogError(HeronError, RuntimeError):
     """The catalog file cannot be opened as Heron's SQLite database."""
+
+    code = "catalog_unavailable"
+    status = 503
 
 
 class Catalog:

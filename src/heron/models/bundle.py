@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from heron.models.preprocess import ImageSpec
+from heron.util.errors import HeronError
 
 Layout = Literal["heron", "hub"]
 TextClean = Literal["none", "whitespace", "canonicalize"]
@@ -35,8 +36,11 @@ OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 _HUB_RESIZE_MODES = {"shortest": "shortest_crop", "squash": "squash"}
 
 
-class BundleError(ValueError):
+class BundleError(HeronError, ValueError):
     """A model bundle is missing, incomplete or malformed."""
+
+    code = "model_unavailable"
+    status = 503
 
     def __init__(self, path: Path, problem: str) -> None:
         super().__init__(f"model bundle {path}: {problem}")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from heron.models.bundle import BundleError, read_bundle
+from heron.util.errors import HeronError
 
 Progress = Callable[[str], None]
 ModelSource = Literal["builtin", "hub", "local"]
@@ -70,8 +71,11 @@ _HUB_IGNORE = ["*.armnn", "*.rknn", "*/rknpu/*", "*/openvino/*", "*/coreml/*"]
 _PREFLIGHT_TIMEOUT_S = 5.0
 
 
-class ModelUnavailableError(RuntimeError):
+class ModelUnavailableError(HeronError, RuntimeError):
     """A model can be neither found locally, nor built, nor downloaded."""
+
+    code = "model_unavailable"
+    status = 503
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from heron.store.base import Store, StoreHit
 from heron.store.filters import Field, Filter
 from heron.understand.colours import COLOUR_NAMES
 from heron.understand.terms import index_text
+from heron.util.errors import HeronError
 from heron.util.scripts import LANGUAGE_NAMES, unreadable_scripts
 
 EXCERPT_CHARS = 160
@@ -36,8 +37,11 @@ CALIBRATION_SAMPLE = 64  # picture vectors the image calibration searches leave-
 COLLAPSE_SLACK = 10  # extra candidates a collapsing search reads, to still fill k
 
 
-class QueryError(ValueError):
+class QueryError(HeronError, ValueError):
     """The query cannot be run as given."""
+
+    code = "bad_query"
+    status = 400
 
 
 class QueryWarning(UserWarning):
@@ -46,6 +50,9 @@ class QueryWarning(UserWarning):
 
 class ModelMismatchError(QueryError):
     """The index holds vectors of another model than the one asked to search with."""
+
+    code = "model_mismatch"
+    status = 409
 
 
 def mismatch_message(where: str, stored: str, asked: str, doing: str) -> str:

@@ -12,14 +12,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from heron.util.errors import HeronError
 from heron.util.paths import absolute
 
 RECALL_AT = (1, 5, 10)
 NDCG_AT = 10
 
 
-class EvalFileError(ValueError):
+class EvalFileError(HeronError, ValueError):
     """The evaluation file cannot be used; the message names the line."""
+
+    code = "bad_eval_file"
+    status = 400
 
 
 @dataclass(frozen=True)

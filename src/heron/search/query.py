@@ -132,6 +132,8 @@ def parse_query(query: str, home: Callable[[str], str] = os.path.expanduser) -> 
             filters.append(_field_filter(token, query, at, home))
         else:  # a word (or text with a colon in it, like a URL)
             word = _unescape(token)
+            if not word.strip():  # an escaped space alone ("\ ") is no word
+                continue
             if word.startswith("-") and len(word) > 1:
                 raise QuerySyntaxError(
                     f"'{word}': a minus excludes a field (-kind:frame); to search for the word "

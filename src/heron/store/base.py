@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from heron.store.filters import ColumnType, Filter
+from heron.util.errors import HeronError
 
 UNIT_COLUMNS: Mapping[str, ColumnType] = MappingProxyType(
     {
@@ -91,8 +92,11 @@ REQUIRED_COLUMNS: frozenset[str] = frozenset({"id", "vector", "model"})
 KeywordMatch = Literal["phrase", "all"]
 
 
-class StoreError(RuntimeError):
+class StoreError(HeronError, RuntimeError):
     """A store operation failed or was given rows, vectors or ids it cannot accept."""
+
+    code = "store_error"
+    status = 400
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Literal, TypeAlias
 
+from heron.util.errors import HeronError
+
 Value: TypeAlias = str | int | float | bool | datetime
 CompareOp: TypeAlias = Literal["=", "!=", "<", "<=", ">", ">="]
 ColumnType: TypeAlias = Literal[
@@ -35,8 +37,11 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
 _PAREN_HINT = "wrap each comparison in parentheses: (Field('a') == 1) & (Field('b') > 2)"
 
 
-class FilterError(ValueError):
+class FilterError(HeronError, ValueError):
     """A filter is malformed, names an unknown field, or has a value of the wrong type."""
+
+    code = "bad_filter"
+    status = 400
 
 
 class Filter:

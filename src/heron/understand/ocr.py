@@ -17,12 +17,17 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from heron.util.errors import HeronError
+
 Point = tuple[float, float]
 INSTALL_HINT = "pip install 'rapidocr-onnxruntime>=1.4,<1.5'"
 
 
-class OcrUnavailableError(RuntimeError):
+class OcrUnavailableError(HeronError, RuntimeError):
     """The OCR engine is not installed."""
+
+    code = "ocr_unavailable"
+    status = 503
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,16 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 
+from heron.util.errors import HeronError
+
 MAX_TAG_CHARS = 64
 
 
-class TagError(ValueError):
+class TagError(HeronError, ValueError):
     """A tag cannot be used as given."""
+
+    code = "bad_tag"
+    status = 400
 
 
 def normalize_tag(raw: str) -> str:

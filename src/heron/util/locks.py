@@ -8,9 +8,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from heron.util.errors import HeronError
 
-class LockedError(RuntimeError):
+
+class LockedError(HeronError, RuntimeError):
     """Another process holds the lock."""
+
+    code = "locked"
+    status = 409
 
 
 @contextmanager

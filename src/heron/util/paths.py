@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from heron.util.errors import HeronError
+
 _ESCAPED_BYTE = re.compile(rb"\\x([89a-fA-F][0-9a-fA-F])")
 
 
@@ -66,10 +68,17 @@ def _escaped_only(text: str) -> bool:
     return all(not 0xD800 <= ord(ch) <= 0xDFFF or 0xDC80 <= ord(ch) <= 0xDCFF for ch in text)
 
 
+class MissingPathError(HeronError, FileNotFoundError):
+    """A path the user gave does not exist (an internal FileNotFoundError is a bug, not this)."""
+
+    code = "not_found"
+    status = 404
+
+
 def existing(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """`absolute` of each path, or FileNotFoundError naming the first that does not exist."""
+    """`absolute` of each path, or MissingPathError naming the first that does not exist."""
     found = [absolute(path) for path in paths]
     for path in found:
         if not path.exists():
-            raise FileNotFoundError(f"no such file or directory: {stored_text(path)}")
+            raise MissingPathError(f"no such file or directory: {stored_text(path)}")
     return found
