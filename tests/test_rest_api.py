@@ -482,3 +482,38 @@ def test_serve_refuses_non_loopback_without_keys(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(KeysRequiredError):
         serve("127.0.0.1", 8765, app=app, require_keys=True)
     assert all(is_loopback(h) for h in ("127.0.0.1", "::1", "[::1]", "localhost", "127.8.0.1"))
+
+
+# ---------------------------------------------------------------------------------- keys
+
+
+def test_keys_over_the_real_library(library: dict) -> None:
+    """A viewer key against the real Heron: labels reach the search (no rule labels this
+    library, so a viewer without labels sees it all), the audit keeps the returned ids."""
+    from heron.catalog import Catalog
+    from heron.catalog.keys import KeyRing
+
+    settings = Settings.load(data_dir=library["data_dir"])
+    catalog = Catalog(settings.catalog_path)
+    key_id, secret = KeyRing(catalog).create("viewer", "rest-test")
+    app = create_app(settings=settings, config=ApiConfig(require_keys=True))
+    try:
+        with TestClient(app) as keyed:
+            assert_error(keyed.post("/v1/search", json={"text": "a dog"}), 401, "unauthorized")
+            headers = {"Authorization": f"Bearer {secret}"}
+            body = {"query": "a dog kind:image", "k": 3, "min_relevance": 0}
+            answer = keyed.post("/v1/search", json=body, headers=headers)
+            assert answer.status_code == 200, answer.text
+            hits = answer.json()["hits"]
+            assert len(hits) == 3
+            opened = keyed.get(hits[0]["content_url"], headers=headers)
+            assert opened.status_code == 200
+            assert_error(keyed.delete(f"/v1/items/{hits[0]['id']}", headers=headers), 403)
+        rows = KeyRing(catalog).audit(10, key=key_id)
+        assert [r.action for r in rows] == ["delete", "open", "search"]
+        assert rows[2].detail["ids"] == [h["id"] for h in hits]
+        assert rows[1].detail == {"id": hits[0]["id"], "what": "content", "status": 200}
+        assert rows[0].detail["status"] == 403  # refused attempts are kept too
+    finally:
+        KeyRing(catalog).revoke(key_id)
+        catalog.close()

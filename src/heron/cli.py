@@ -710,7 +710,7 @@ def serve(
 
     with _errors(), _heron() as heron:
         settings = heron.settings
-        check_exposure(host)
+        check_exposure(host, keys_exist=heron.keys.any_active)
     out.print(f"Heron API on http://{host}:{port}/ (docs: http://{host}:{port}/docs)")
     with _errors():
         serve_api(host, port, settings=settings, log_level="warning")
@@ -836,6 +836,130 @@ def adapter_train(
             captions, images, out_path, lang=lang, progress=lambda m: err.print(f"[dim]{m}[/dim]")
         )
         out.print(f"trained head written to {out_path}")
+
+
+# ---------------------------------------------------------------------------------- API keys
+
+keys_app = typer.Typer(
+    help="API keys for the REST API (heron serve): create, list, revoke.", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+
+
+@contextmanager
+def _key_errors() -> Iterator[None]:
+    from heron.catalog.keys import KeyRingError
+
+    try:
+        yield
+    except KeyRingError as exc:
+        err.print(f"[bold red]error:[/bold red] {_plain(exc)}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _when(at: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) if at else "never"
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role",
+            help="viewer (search and read), editor (+ upload and delete) or admin (+ keys, "
+            "audit, and every label).",
+        ),
+    ],
+    label: Annotated[str, typer.Option("--label", help="Who or what the key is for.")],
+    labels: Annotated[
+        str,
+        typer.Option(
+            "--labels",
+            help="ACL labels the key may see, comma-separated (finance,public); without, a "
+            "viewer or editor sees only what carries no label.",
+        ),
+    ] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Make a key; its secret is printed this once (only its hash is kept)."""
+    from heron.catalog.keys import CLI_ADMIN
+
+    with _errors(), _key_errors(), _heron() as heron:
+        ring = heron.keys
+        key_id, secret = ring.create(role, label, labels)
+        ring.record(CLI_ADMIN, "admin", {"op": "create_key", "key": key_id, "role": role})
+        record = ring.get(key_id)
+        if as_json:
+            _print_json({**(record.to_dict() if record else {"id": key_id}), "secret": secret})
+            return
+        out.print(f"key {key_id} ({role}, {escape(label)}) created; its secret, shown once:")
+        out.print(secret, highlight=False, soft_wrap=True)
+
+
+@keys_app.command("list")
+def keys_list(as_json: JsonOption = False) -> None:
+    """Every key (never a secret), revoked ones too."""
+    with _errors(), _heron() as heron:
+        records = heron.keys.list()
+        if as_json:
+            _print_json([record.to_dict() for record in records])
+            return
+        if not records:
+            out.print("no API keys yet: heron keys create --role viewer --label NAME")
+            return
+        table = Table(show_edge=False, header_style="bold")
+        for name in ("id", "role", "label", "labels", "created", "last used", "state"):
+            table.add_column(name)
+        for record in records:
+            table.add_row(
+                record.id,
+                record.role,
+                Text(record.label),
+                Text(",".join(record.labels) or ("all" if record.role == "admin" else "none")),
+                _when(record.created_at),
+                _when(record.last_used_at),
+                "active" if record.active else f"revoked {_when(record.revoked_at)}",
+            )
+        _print_table(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (heron keys list).")],
+) -> None:
+    """Revoke a key: the server refuses its next request."""
+    from heron.catalog.keys import CLI_ADMIN
+
+    with _errors(), _key_errors(), _heron() as heron:
+        ring = heron.keys
+        record = ring.revoke(key_id)
+        ring.record(CLI_ADMIN, "admin", {"op": "revoke_key", "key": key_id})
+        out.print(f"key {record.id} ({escape(record.label)}) revoked at {_when(record.revoked_at)}")
+
+
+@app.command("audit")
+def audit_log(
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many.")] = 50,
+    key: Annotated[str | None, typer.Option("--key", help="Only this key's requests.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The REST API's audit log, newest first: searches with the ids they returned, opened
+    items, uploads, deletions, key changes."""
+    with _errors(), _heron() as heron:
+        rows = heron.keys.audit(limit, key=key)
+        if as_json:
+            _print_json([row.to_dict() for row in rows])
+            return
+        table = Table(show_edge=False, header_style="bold")
+        for name in ("at", "key", "action", "detail"):
+            table.add_column(name, overflow="fold" if name == "detail" else "ellipsis")
+        for row in rows:
+            detail = json.dumps(row.detail, ensure_ascii=False, default=str)
+            table.add_row(_when(row.at), row.key_id, row.action, Text(detail))
+        _print_table(table)
+        if not rows:
+            out.print("no audit rows")
 
 
 def main() -> None:

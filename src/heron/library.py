@@ -25,6 +25,7 @@ from PIL import Image
 
 from heron.catalog import INDEXED, Catalog, FileRecord, RunRecord
 from heron.catalog.acl import AclRule, acl_column, labels_for, parse_rules, visible_filter
+from heron.catalog.keys import KeyRing
 from heron.config import ConfigError, Settings
 from heron.extract.base import UNIT_KINDS
 from heron.extract.errors import SkipFile
@@ -395,6 +396,11 @@ class Heron:
     def tags(self) -> dict[str, int]:
         """Every tag in use, with how many indexed contents carry it."""
         return self.catalog.tag_counts()
+
+    @property
+    def keys(self) -> KeyRing:
+        """API keys and the audit log (`heron.catalog.keys`), kept in this data dir's catalog."""
+        return KeyRing(self.catalog)
 
     def _write_tags(self, hashes: set[str]) -> None:
         """Carry the catalog's tags of these contents into their units' rows (and terms)."""

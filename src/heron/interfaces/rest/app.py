@@ -21,20 +21,24 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, File, Form, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import heron
+from heron.catalog.keys import KeyRing, KeyRingError, Principal
 from heron.config import Settings
+from heron.errors import USER_ERRORS
 from heron.interfaces.rest import uploads
-from heron.interfaces.rest.errors import ApiError, error_body, install_error_handler
+from heron.interfaces.rest.auth import Authenticator, AuthMiddleware, RateLimiter, principal_of
+from heron.interfaces.rest.errors import ApiError, classify, error_body, install_error_handler
+from heron.interfaces.rest.insight import insight_router
 from heron.interfaces.rest.jobs import Job, JobManager, remove_job_folder
 from heron.interfaces.rest.schemas import (
     MAX_K,
@@ -42,11 +46,19 @@ from heron.interfaces.rest.schemas import (
     ErrorResponse,
     Item,
     JobResponse,
+    KeyCreateRequest,
     Kind,
     SearchRequest,
     SearchResponse,
 )
-from heron.interfaces.rest.views import ID_PATTERN, file_name, hit_view, unit_view
+from heron.interfaces.rest.views import (
+    ID_PATTERN,
+    duplicate_set_view,
+    file_name,
+    hit_view,
+    unit_view,
+)
+from heron.interfaces.web import mount_web
 from heron.library import Heron, Unit
 from heron.search.mixed import parse_mixed
 from heron.util.paths import on_disk
@@ -71,6 +83,11 @@ class ApiConfig:
     max_files_per_request: int = 100
     max_query_image_bytes: int = 20 * 1024**2  # a query picture, uploaded or base64 (413 above)
     job_shutdown_wait_s: float = 30.0  # how long shutdown waits for a running ingest job
+    # API keys (`heron keys create`): True: every /v1 request needs one; False: every request
+    # is the local admin; None: `serve` decides (required beyond loopback), else False.
+    require_keys: bool | None = None
+    rate_per_minute: float = 600.0  # requests per key per minute, on average (0: no limit)
+    rate_burst: int = 60  # requests per key at once, above the average
 
 
 class _State:
@@ -81,8 +98,14 @@ class _State:
         self.config = config
         self.hidden = hidden  # paths taken out of every message (the data dir)
         self._heron: Heron | None = None
+        self._keys: KeyRing | None = None
         self._lock = threading.Lock()
         self.jobs = JobManager(self.heron, self.hide)
+        self.auth = Authenticator(
+            self.keys,
+            required=bool(config.require_keys),
+            limiter=RateLimiter(config.rate_per_minute, config.rate_burst),
+        )
 
     def heron(self) -> Heron:
         instance = self._heron
@@ -100,6 +123,19 @@ class _State:
                 self._heron = made
             return self._heron
 
+    def keys(self) -> KeyRing:
+        ring = self._keys
+        if ring is None:
+            ring = self._keys = self.heron().keys
+        return ring
+
+    def record(self, principal: Principal, action: str, detail: dict[str, Any]) -> None:
+        """One audit row; a row that cannot be written is logged, the answer still goes."""
+        try:
+            self.keys().record(principal, action, detail)
+        except Exception as exc:
+            log.warning("audit row not written (%s %s): %s", principal.key_id, action, exc)
+
     def hide(self, message: str) -> str:
         for secret in sorted(set(self.hidden), key=len, reverse=True):
             message = message.replace(secret, "<data dir>")
@@ -111,6 +147,7 @@ class _State:
             if self._heron is not None:
                 self._heron.close()
                 self._heron = None
+                self._keys = None
 
 
 def _spellings(path: Path) -> list[str]:
@@ -143,6 +180,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state.jobs.reopen()  # a second start of the same app (tests, embedding servers)
         yield
         state.close()
 
@@ -165,7 +203,10 @@ def create_app(
             "/v1/search": config.max_query_image_bytes * 4 // 3 + 64 * 1024,
         },
     )
+    app.add_middleware(AuthMiddleware, auth=state.auth, hide=state.hide)  # outermost
     _routes(app, state)
+    app.include_router(insight_router(state))
+    mount_web(app)
     return app
 
 
@@ -211,6 +252,38 @@ def _too_large(limit: int) -> JSONResponse:
 # ---------------------------------------------------------------------------------- routes
 
 
+def _allowed(action: str) -> Any:
+    """The request's principal, if its role may do `action` (else 403). Every /v1 route
+    takes one of these (tests/test_keys.py checks)."""
+
+    def dependency(request: Request) -> Principal:
+        state: _State = request.app.state.heron_api
+        try:
+            return principal_of(request, state.auth, action)
+        except ApiError as exc:
+            refused = getattr(request.state, "principal", None)
+            if exc.status == 403 and refused is not None and action in _AUDITED_REFUSALS:
+                detail = {"path": request.url.path, "status": 403}
+                state.record(refused, _AUDITED_REFUSALS[action], detail)
+            raise
+
+    dependency.heron_action = action  # type: ignore[attr-defined]
+    return Depends(dependency)
+
+
+# a role refused one of these is audited too, as this action
+_AUDITED_REFUSALS = {"upload": "upload", "delete": "delete", "keys": "admin", "audit": "admin"}
+
+CanSearch = Annotated[Principal, _allowed("search")]
+CanRead = Annotated[Principal, _allowed("read")]
+CanSeeStats = Annotated[Principal, _allowed("stats")]
+CanSeeDuplicates = Annotated[Principal, _allowed("duplicates")]
+CanUpload = Annotated[Principal, _allowed("upload")]
+CanDelete = Annotated[Principal, _allowed("delete")]
+CanAdminKeys = Annotated[Principal, _allowed("keys")]
+CanReadAudit = Annotated[Principal, _allowed("audit")]
+
+
 def _routes(app: FastAPI, state: _State) -> None:
     config = state.config
 
@@ -231,16 +304,18 @@ def _routes(app: FastAPI, state: _State) -> None:
         return JSONResponse({"status": "ready", **found})
 
     @app.post("/v1/search", response_model=SearchResponse, tags=["search"])
-    def search(body: SearchRequest) -> dict[str, Any]:
+    def search(body: SearchRequest, principal: CanSearch) -> dict[str, Any]:
         """Search by query-language string, text, picture (base64 or upload_id), or a mix."""
-        picture = None
-        if body.image is not None:
-            picture = _base64_image(body.image, config.max_query_image_bytes)
-        return _search(state, body, picture)
+        with _audited(state, principal, "search", _search_detail(body)) as detail:
+            picture = None
+            if body.image is not None:
+                picture = _base64_image(body.image, config.max_query_image_bytes)
+            return _search(state, body, picture, principal, detail)
 
     @app.post("/v1/search/image", response_model=SearchResponse, tags=["search"])
     def search_image(
         image: Annotated[UploadFile, File(description="the query picture")],
+        principal: CanSearch,
         query: Annotated[str | None, Form(max_length=4000)] = None,
         k: Annotated[int, Form(ge=1, le=MAX_K)] = 10,
         kind: Annotated[list[Kind] | None, Form()] = None,
@@ -249,7 +324,6 @@ def _routes(app: FastAPI, state: _State) -> None:
         explain: Annotated[bool, Form()] = False,
     ) -> dict[str, Any]:
         """Search by one uploaded picture; `query` adds words and filters (`kind:image`)."""
-        picture = _read_query_image(image.file, config.max_query_image_bytes)
         body = SearchRequest(
             query=query,
             k=k,
@@ -258,7 +332,9 @@ def _routes(app: FastAPI, state: _State) -> None:
             cursor=cursor,
             explain=explain,
         )
-        return _search(state, body, picture)
+        with _audited(state, principal, "search", _search_detail(body)) as detail:
+            picture = _read_query_image(image.file, config.max_query_image_bytes)
+            return _search(state, body, picture, principal, detail)
 
     @app.post(
         "/v1/items",
@@ -269,6 +345,7 @@ def _routes(app: FastAPI, state: _State) -> None:
     )
     def upload_items(
         files: Annotated[list[UploadFile], File(description="one or more files")],
+        principal: CanUpload,
     ) -> JSONResponse:
         """Upload files and index them in the background: poll the job at GET /v1/jobs/{id}.
 
@@ -283,36 +360,12 @@ def _routes(app: FastAPI, state: _State) -> None:
             )
         instance = state.heron()
         job_id = uuid.uuid4().hex
-        folder = instance.data_dir / "uploads" / job_id
-        folder.mkdir(parents=True, mode=0o700)
-        try:
-            saved = [
-                uploads.save_upload(
-                    upload.file,
-                    upload.filename,
-                    folder,
-                    n,
-                    f"{job_id}-{n}",
-                    config.max_upload_bytes,
-                )
-                for n, upload in enumerate(files)
-            ]
-        except uploads.TooLarge as exc:
-            remove_job_folder(folder)
-            raise ApiError(413, "too_large", str(exc)) from None
-        except uploads.UnsupportedType as exc:
-            remove_job_folder(folder)
-            raise ApiError(415, "unsupported_media_type", str(exc)) from None
-        except BaseException:
-            remove_job_folder(folder)
-            raise
-        job = state.jobs.submit(Job(job_id, folder, saved))
-        return JSONResponse(
-            job.to_dict(), status_code=202, headers={"Location": f"/v1/jobs/{job_id}"}
-        )
+        names = [file_name(upload.filename or "") for upload in files]
+        with _audited(state, principal, "upload", {"job": job_id, "files": names}):
+            return _upload(state, instance, job_id, files)
 
     @app.get("/v1/jobs/{job_id}", response_model=JobResponse, tags=["items"])
-    def get_job(job_id: str) -> dict[str, Any]:
+    def get_job(job_id: str, principal: CanUpload) -> dict[str, Any]:
         """An ingest job: state, progress (done/total, rate, ETA), each file's outcome."""
         job = state.jobs.get(job_id)
         if job is None:
@@ -320,9 +373,10 @@ def _routes(app: FastAPI, state: _State) -> None:
         return job.to_dict()
 
     @app.get("/v1/items/{item_id}", response_model=Item, tags=["items"])
-    def get_item(item_id: str) -> dict[str, Any]:
+    def get_item(item_id: str, principal: CanRead) -> dict[str, Any]:
         """Everything stored about one unit (a hit's id)."""
-        return unit_view(_unit(state, item_id))
+        with _audited(state, principal, "open", {"id": item_id, "what": "item"}):
+            return unit_view(_unit(state, item_id, principal))
 
     @app.get(
         "/v1/items/{item_id}/thumbnail",
@@ -330,21 +384,11 @@ def _routes(app: FastAPI, state: _State) -> None:
         response_class=FileResponse,
         responses={404: {"model": ErrorResponse}},
     )
-    def get_thumbnail(item_id: str) -> FileResponse:
+    def get_thumbnail(item_id: str, principal: CanRead) -> FileResponse:
         """The unit's WebP thumbnail, or its original picture when that is small already
         (404 for a passage: it has none)."""
-        instance = state.heron()
-        unit = _unit(state, item_id)
-        if not unit.thumbnail:
-            raise ApiError(404, "no_thumbnail", f"item {item_id} ({unit.kind}) has no thumbnail")
-        shown = Path(unit.thumbnail)
-        if shown.is_relative_to(instance.settings.thumbnails_dir):
-            if not shown.is_file():
-                raise ApiError(404, "no_thumbnail", f"the thumbnail of {item_id} is missing")
-            return _file(shown, "image/webp", f"{item_id}.webp", inline=True)
-        if unit.thumbnail not in unit.paths:  # only ever a file the catalog lists for it
-            raise ApiError(404, "no_thumbnail", f"item {item_id} has no thumbnail")
-        return _source_file(unit)
+        with _audited(state, principal, "open", {"id": item_id, "what": "thumbnail"}):
+            return _thumbnail(state, item_id, principal)
 
     @app.get(
         "/v1/items/{item_id}/content",
@@ -352,32 +396,26 @@ def _routes(app: FastAPI, state: _State) -> None:
         response_class=FileResponse,
         responses={404: {"model": ErrorResponse}, 206: {"description": "a byte range"}},
     )
-    def get_content(item_id: str) -> FileResponse:
+    def get_content(item_id: str, principal: CanRead) -> FileResponse:
         """The unit's source file (a PDF page's whole PDF; see `pointer`), with Range
         requests (206)."""
-        return _source_file(_unit(state, item_id))
+        with _audited(state, principal, "open", {"id": item_id, "what": "content"}):
+            return _source_file(_unit(state, item_id, principal))
 
     @app.delete("/v1/items/{item_id}", response_model=DeleteResponse, tags=["items"])
-    def delete_item(item_id: str) -> dict[str, Any]:
+    def delete_item(item_id: str, principal: CanDelete) -> dict[str, Any]:
         """Forget the unit's source file(s) and every unit they hold (a PDF's pages too).
         Files elsewhere stay on disk; files the API itself stored (uploads) are removed."""
-        instance = state.heron()
-        unit = _unit(state, item_id)
-        paths = [on_disk(p) for p in (unit.paths or [unit.path])]
-        removed = instance.delete(paths)
-        uploads_dir = (instance.data_dir / "uploads").resolve()
-        for path in paths:
-            candidate = Path(path)
-            with contextlib.suppress(OSError):
-                if candidate.resolve().is_relative_to(uploads_dir) and candidate.is_file():
-                    candidate.unlink()
-        return {"id": item_id, "files_removed": removed}
+        with _audited(state, principal, "delete", {"id": item_id}) as detail:
+            answer = _delete(state, item_id, principal)
+            detail["files_removed"] = answer["files_removed"]
+            return answer
 
     @app.get("/v1/stats", tags=["stats"])
-    def stats() -> dict[str, Any]:
+    def stats(principal: CanSeeStats) -> dict[str, Any]:
         """Counts: units (and units by kind), files by status, store size, the last run,
-        ingest jobs by state."""
-        data = state.heron().stats().to_dict()
+        ingest jobs by state (of what the key may see)."""
+        data = state.heron().stats(visible_to=principal.visible_to).to_dict()
         data.pop("data_dir", None)
         last = data.get("last_run")
         if isinstance(last, dict):
@@ -385,11 +423,154 @@ def _routes(app: FastAPI, state: _State) -> None:
         data["jobs"] = state.jobs.counts()
         return data
 
+    @app.get("/v1/duplicates", tags=["stats"])
+    def duplicates(
+        principal: CanSeeDuplicates,
+        kind: Annotated[list[Kind] | None, Query()] = None,
+    ) -> dict[str, Any]:
+        """Sets of files holding one picture (exact copies and near-duplicates) among units
+        of `kind` (default: image), biggest sets first; the first file of a set is the one
+        to keep."""
+        found = state.heron().duplicates(kind or ["image"], visible_to=principal.visible_to)
+        return {"sets": [duplicate_set_view(s) for s in found]}
+
+    # keys and the audit log (admin)
+
+    @app.get("/v1/keys", tags=["admin"])
+    def list_keys(principal: CanAdminKeys) -> dict[str, Any]:
+        """Every API key (never a secret), revoked ones included."""
+        return {"keys": [record.to_dict() for record in state.keys().list()]}
+
+    @app.post("/v1/keys", status_code=201, tags=["admin"])
+    def create_key(body: KeyCreateRequest, principal: CanAdminKeys) -> dict[str, Any]:
+        """A new key; its `secret` is in this answer only."""
+        with _audited(state, principal, "admin", {"op": "create_key", "role": body.role}) as d:
+            try:
+                key_id, secret = state.keys().create(body.role, body.label, body.labels)
+            except KeyRingError as exc:
+                raise ApiError(400, "bad_key", str(exc)) from None
+            d["key"] = key_id
+            record = state.keys().get(key_id)
+            assert record is not None
+            return {**record.to_dict(), "secret": secret}
+
+    @app.delete("/v1/keys/{key_id}", tags=["admin"])
+    def revoke_key(key_id: str, principal: CanAdminKeys) -> dict[str, Any]:
+        """Revoke a key: its next request is refused."""
+        with _audited(state, principal, "admin", {"op": "revoke_key", "key": key_id}):
+            try:
+                return state.keys().revoke(key_id).to_dict()
+            except KeyRingError as exc:
+                raise ApiError(404, "not_found", str(exc)) from None
+
+    @app.get("/v1/audit", tags=["admin"])
+    def audit(
+        principal: CanReadAudit,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+        key: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> dict[str, Any]:
+        """The latest audit rows, newest first (of one key's with `key`)."""
+        return {"entries": [row.to_dict() for row in state.keys().audit(limit, key=key)]}
+
+
+def _upload(state: _State, instance: Heron, job_id: str, files: list[UploadFile]) -> JSONResponse:
+    config = state.config
+    folder = instance.data_dir / "uploads" / job_id
+    folder.mkdir(parents=True, mode=0o700)
+    try:
+        saved = [
+            uploads.save_upload(
+                upload.file,
+                upload.filename,
+                folder,
+                n,
+                f"{job_id}-{n}",
+                config.max_upload_bytes,
+            )
+            for n, upload in enumerate(files)
+        ]
+    except uploads.TooLarge as exc:
+        remove_job_folder(folder)
+        raise ApiError(413, "too_large", str(exc)) from None
+    except uploads.UnsupportedType as exc:
+        remove_job_folder(folder)
+        raise ApiError(415, "unsupported_media_type", str(exc)) from None
+    except BaseException:
+        remove_job_folder(folder)
+        raise
+    job = state.jobs.submit(Job(job_id, folder, saved))
+    return JSONResponse(job.to_dict(), status_code=202, headers={"Location": f"/v1/jobs/{job_id}"})
+
+
+def _thumbnail(state: _State, item_id: str, principal: Principal) -> FileResponse:
+    instance = state.heron()
+    unit = _unit(state, item_id, principal)
+    if not unit.thumbnail:
+        raise ApiError(404, "no_thumbnail", f"item {item_id} ({unit.kind}) has no thumbnail")
+    shown = Path(unit.thumbnail)
+    if shown.is_relative_to(instance.settings.thumbnails_dir):
+        if not shown.is_file():
+            raise ApiError(404, "no_thumbnail", f"the thumbnail of {item_id} is missing")
+        return _file(shown, "image/webp", f"{item_id}.webp", inline=True)
+    if unit.thumbnail not in unit.paths:  # only ever a file the catalog lists for it
+        raise ApiError(404, "no_thumbnail", f"item {item_id} has no thumbnail")
+    return _source_file(unit)
+
+
+def _delete(state: _State, item_id: str, principal: Principal) -> dict[str, Any]:
+    instance = state.heron()
+    unit = _unit(state, item_id, principal)
+    paths = [on_disk(p) for p in (unit.paths or [unit.path])]
+    removed = instance.delete(paths)
+    uploads_dir = (instance.data_dir / "uploads").resolve()
+    for path in paths:
+        candidate = Path(path)
+        with contextlib.suppress(OSError):
+            if candidate.resolve().is_relative_to(uploads_dir) and candidate.is_file():
+                candidate.unlink()
+    return {"id": item_id, "files_removed": removed}
+
+
+@contextlib.contextmanager
+def _audited(
+    state: _State, principal: Principal, action: str, detail: dict[str, Any]
+) -> Iterator[dict[str, Any]]:
+    """Record one audit row for the block, with its outcome (`status`: 200, or the error's);
+    the block may add to `detail` (the ids it returned)."""
+    status = 200
+    try:
+        yield detail
+    except ApiError as exc:
+        status = exc.status
+        raise
+    except USER_ERRORS as exc:
+        status = classify(exc)[0]
+        raise
+    except BaseException:
+        status = 500
+        raise
+    finally:
+        state.record(principal, action, {**detail, "status": status})
+
 
 # ---------------------------------------------------------------------------------- search
 
 
-def _search(state: _State, body: SearchRequest, picture: bytes | None) -> dict[str, Any]:
+def _search_detail(body: SearchRequest) -> dict[str, Any]:
+    """What the audit log keeps of a search: its query and filters (a picture by its hash)."""
+    described = body.model_dump(exclude={"image", "explain"}, exclude_none=True)
+    if body.image is not None:
+        described["image"] = hashlib.blake2b(body.image.encode(), digest_size=16).hexdigest()
+    return described
+
+
+def _search(
+    state: _State,
+    body: SearchRequest,
+    picture: bytes | None,
+    principal: Principal,
+    audit: dict[str, Any],
+) -> dict[str, Any]:
     started = time.perf_counter()
     fingerprint = _fingerprint(body, picture)
     offset = _offset(body.cursor, fingerprint)
@@ -405,15 +586,18 @@ def _search(state: _State, body: SearchRequest, picture: bytes | None) -> dict[s
         "min_relevance": body.min_relevance,
     }
     if body.mix is not None:
-        arguments["mix"] = _mix_pairs(state, body.mix)
+        arguments["mix"] = _mix_pairs(state, body.mix, principal)
     if body.text is not None:
         arguments["text"] = body.text
     if body.query is not None:
         arguments["query"] = body.query
     if picture is not None:
         arguments["image"] = picture
-    hits = instance.search(**arguments)
+    if picture is not None and "image" not in audit:
+        audit["image"] = hashlib.blake2b(picture, digest_size=16).hexdigest()
+    hits = instance.search(**arguments, visible_to=principal.visible_to)
     page = hits[offset:wanted]
+    audit["ids"] = [hit.id for hit in page]
     more = len(hits) >= wanted and wanted < MAX_WINDOW
     return {
         "hits": [hit_view(hit, body.explain) for hit in page],
@@ -499,7 +683,7 @@ def _upload_picture(state: _State, upload_id: str, limit: int) -> bytes:
     return _check_picture(data)
 
 
-def _mix_pairs(state: _State, expr: str) -> list[tuple[str | bytes, float]]:
+def _mix_pairs(state: _State, expr: str, principal: Principal) -> list[tuple[str | bytes, float]]:
     """A mixed query's parts, its pictures named `item:<id>` or `upload:<id>` (never paths:
     the server's files are not the client's to name)."""
     pairs: list[tuple[str | bytes, float]] = []
@@ -510,7 +694,7 @@ def _mix_pairs(state: _State, expr: str) -> list[tuple[str | bytes, float]]:
         token = str(part.image)
         prefix, _, ident = token.partition(":")
         if prefix == "item" and ID_PATTERN.fullmatch(ident):
-            unit = _unit(state, ident)
+            unit = _unit(state, ident, principal)
             if not unit.thumbnail:
                 raise ApiError(400, "bad_query", f"item {ident} ({unit.kind}) has no picture")
             pairs.append((Path(on_disk(unit.thumbnail)).read_bytes(), part.weight))
@@ -530,8 +714,11 @@ def _mix_pairs(state: _State, expr: str) -> list[tuple[str | bytes, float]]:
 # ---------------------------------------------------------------------------------- files
 
 
-def _unit(state: _State, item_id: str) -> Unit:
-    unit = state.heron().get(item_id) if ID_PATTERN.fullmatch(item_id) else None
+def _unit(state: _State, item_id: str, principal: Principal) -> Unit:
+    """The unit, if it exists and the principal may see it (404 alike: no tell-tale 403)."""
+    unit = None
+    if ID_PATTERN.fullmatch(item_id):
+        unit = state.heron().get(item_id, visible_to=principal.visible_to)
     if unit is None:
         raise ApiError(404, "not_found", f"no item {item_id!r}")
     return unit

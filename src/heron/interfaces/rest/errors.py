@@ -17,18 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from heron.catalog import CatalogError
-from heron.config import ConfigError
 from heron.errors import USER_ERRORS
-from heron.models.bundle import BundleError
-from heron.models.registry import ModelUnavailableError
-from heron.search.engine import ModelMismatchError, QueryError
-from heron.search.evaluation import EvalFileError
-from heron.store.base import StoreError
-from heron.store.filters import FilterError
-from heron.understand.ocr import OcrUnavailableError
-from heron.understand.tags import TagError
-from heron.util.locks import LockedError
+from heron.util.errors import HeronError
 
 log = logging.getLogger("heron.rest")
 
@@ -38,31 +28,22 @@ __all__ = ["ApiError", "error_body", "install_error_handler"]
 class ApiError(Exception):
     """An error a route answers with: HTTP status, a stable code, a message for people."""
 
-    def __init__(self, status: int, code: str, message: str, **detail: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        **detail: Any,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers  # sent with the answer (WWW-Authenticate, Retry-After)
         self.detail = detail
 
 
-# First match wins (subclasses before their bases). The server's own state (its model, its
-# store, its settings) is 503: the request was fine, the service cannot answer it now.
-_USER_ERROR_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
-    (ModelMismatchError, 409, "model_mismatch"),
-    (QueryError, 400, "bad_query"),
-    (FilterError, 400, "bad_filter"),
-    (TagError, 400, "bad_tag"),
-    (EvalFileError, 400, "bad_eval_file"),
-    (LockedError, 409, "locked"),
-    (FileNotFoundError, 404, "not_found"),
-    (BundleError, 503, "model_unavailable"),
-    (ModelUnavailableError, 503, "model_unavailable"),
-    (OcrUnavailableError, 503, "ocr_unavailable"),
-    (CatalogError, 503, "catalog_unavailable"),
-    (StoreError, 503, "store_unavailable"),
-    (ConfigError, 503, "config_error"),
-)
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -85,10 +66,10 @@ def error_body(code: str, message: str, **detail: Any) -> dict[str, Any]:
 
 
 def classify(exc: BaseException) -> tuple[int, str]:
-    """HTTP status and code of one of Heron's user errors (400 `<name>` when unlisted)."""
-    for kind, status, code in _USER_ERROR_STATUS:
-        if isinstance(exc, kind):
-            return status, code
+    """HTTP status and stable code of one of Heron's user errors (`HeronError` carries both;
+    the server's own state, its model, store or settings, is 503: the request was fine)."""
+    if isinstance(exc, HeronError):
+        return exc.status, exc.code
     return 400, _snake(type(exc).__name__)
 
 
@@ -110,6 +91,7 @@ def install_error_handler(app: FastAPI) -> None:
         headers = None
         if isinstance(exc, ApiError):
             status, body = exc.status, error_body(exc.code, scrub(exc.message), **exc.detail)
+            headers = exc.headers
         elif isinstance(exc, RequestValidationError):
             errors = jsonable_encoder(exc.errors(), exclude={"input", "ctx", "url"})
             problems = "; ".join(

@@ -24,6 +24,7 @@ from heron.ingest.pipeline import IndexProgress, IndexReport
 from heron.interfaces.rest.errors import classify
 from heron.interfaces.rest.uploads import SavedFile
 from heron.library import Heron
+from heron.util.errors import HeronError
 from heron.util.paths import absolute, stored_text
 
 log = logging.getLogger("heron.rest")
@@ -111,6 +112,13 @@ def _pending(saved: SavedFile) -> dict[str, Any]:
     }
 
 
+class ShuttingDownError(HeronError):
+    """Uploads arrived while the server stops."""
+
+    code = "shutting_down"
+    status = 503
+
+
 class JobManager:
     """Queues jobs and runs them on one worker thread, started on the first job."""
 
@@ -124,10 +132,18 @@ class JobManager:
         self._worker: threading.Thread | None = None
         self._closed = False
 
+    def reopen(self) -> None:
+        """Take jobs again after `close` (an app started again in the same process)."""
+        with self._lock:
+            if self._closed:
+                self._closed = False
+                self._queue = queue.Queue()
+                self._worker = None
+
     def submit(self, job: Job) -> Job:
         with self._lock:
             if self._closed:
-                raise RuntimeError("the server is shutting down")
+                raise ShuttingDownError("the server is shutting down; upload again shortly")
             self._jobs[job.id] = job
             for saved in job.files:
                 self._uploads[saved.upload_id] = saved

@@ -136,3 +136,14 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+class KeyCreateRequest(BaseModel):
+    """A new API key: its role, who it is for, and the ACL labels it may see (a viewer or
+    editor without labels sees only what carries none; an admin sees everything)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["viewer", "editor", "admin"]
+    label: str = Field(..., min_length=1, max_length=200)
+    labels: list[str] = Field(default_factory=list, max_length=100)

@@ -7,10 +7,11 @@ from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 from heron.library import SearchHit, Unit
+from heron.search.duplicates import DuplicateFile, DuplicateSet
 
 ID_PATTERN = re.compile(r"[0-9a-f]{32}")  # blake2b-128 hex: content hashes and unit ids
 
-__all__ = ["ID_PATTERN", "file_name", "hit_view", "scrubbed", "unit_view"]
+__all__ = ["ID_PATTERN", "duplicate_set_view", "file_name", "hit_view", "scrubbed", "unit_view"]
 
 
 def file_name(path: str) -> str:
@@ -82,4 +83,26 @@ def unit_view(unit: Unit) -> dict[str, Any]:
         "tags": scrubbed(unit.tags),
         "extra": scrubbed(unit.extra),
         **_urls(unit.id, unit.thumbnail),
+    }
+
+
+def _duplicate_file_view(item: DuplicateFile) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "source": file_name(item.path),
+        "width": item.width,
+        "height": item.height,
+        "bytes": item.bytes,
+        "taken_at": item.taken_at.isoformat() if item.taken_at else None,
+        "reason": item.reason,
+        **_urls(item.id, "yes"),
+    }
+
+
+def duplicate_set_view(found: DuplicateSet) -> dict[str, Any]:
+    """A duplicate set as the API shows it: the file to keep first, by name, never by path."""
+    return {
+        "kind": found.kind,
+        "keep": _duplicate_file_view(found.keep),
+        "others": [_duplicate_file_view(item) for item in found.others],
     }
