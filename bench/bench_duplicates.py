@@ -212,8 +212,11 @@ def grouping_speed(full_100k: bool) -> dict[str, object]:
     synth = []
     for k in range(n):
         src = fps[k % len(fps)]
-        hashes = tuple(int(h) for h in rng.integers(0, 2**63, size=4, dtype=np.int64))
-        synth.append(nd.Fingerprint(src.trimmed, src.orientation, src.ambiguous, hashes, src.thumb))
+        size = len(src.hashes)
+        hashes = tuple(int(h) for h in rng.integers(0, 2**63, size=size, dtype=np.int64))
+        synth.append(
+            nd.Fingerprint(src.trimmed, src.orientation, src.ambiguous, hashes, src.thumb, src.box)
+        )
     t = time.perf_counter()
     nd._screen(synth, nd.SCREEN_DISTANCE, None)
     synth_s = time.perf_counter() - t
