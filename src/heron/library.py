@@ -15,7 +15,7 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -184,6 +184,38 @@ class Heron:
         for key, content_hash in hashes.items():
             result[given[key]] = sorted(self.catalog.unit_ids([content_hash]))
         return result
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """The query vector of `text` (unit length), as a search would compute it."""
+        return np.asarray(self._searcher().query_vector(text, []), dtype=np.float32)
+
+    @property
+    def encoder_stamp(self) -> str:
+        """The query model's stamp, e.g. "heron-lite@2.0"."""
+        return self.encoder.stamp
+
+    @property
+    def dim(self) -> int:
+        """The dimension of this library's vectors (its model's, before anything is indexed)."""
+        stored = self.catalog.get_meta("dim")
+        return int(stored) if stored else int(self.encoder.dim)
+
+    def rows(
+        self, columns: Sequence[str] | None = None, visible_to: Sequence[str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every stored unit's `columns` (the store's names; "vector" included when asked),
+        of those `visible_to` may see: for views of the whole library (maps, memory)."""
+        if not self._has_vectors():
+            return iter(())
+        scope = None if visible_to is None else visible_filter(visible_to)
+        return self.store.scan(scope, columns=columns)
+
+    def row(self, unit_id: str, visible_to: Sequence[str] | None = None) -> dict[str, Any] | None:
+        """One unit's stored columns (vector included), or None (absent or not visible)."""
+        if visible_to is not None and not self._visible(unit_id, visible_to):
+            return None
+        found = self.store.get([unit_id]) if self._has_vectors() else []
+        return found[0] if found else None
 
     def query_warnings(self, text: str | None = None, query: str | None = None) -> list[str]:
         """Why this text (or query language string) will be misread, if it will: what

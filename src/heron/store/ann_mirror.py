@@ -142,10 +142,10 @@ class AnnMirror:
             params = faiss.SearchParametersIVF(nprobe=min(self.nlist, nprobe))
         else:
             # A filter keeping a share s of rows leaves ~s of each probed list; probing
-            # nprobe / s^0.75 lists kept recall@10 ≥ 0.95 at 1 %, 10 % and 50 % at 100k and 1M
+            # nprobe / s^0.6 lists kept recall@10 ≥ 0.95 at 1 %, 10 % and 50 % at 100k and 1M
             # (bench/bench_ann.py; nprobe / sqrt(s) fell to 0.94 at 10 % of 100k).
             share = matching / max(1, self.rows)
-            nprobe = min(self.nlist, math.ceil(nprobe / share**0.75))
+            nprobe = min(self.nlist, math.ceil(nprobe / share**0.6))
             if matching <= self.settings.exact_rows:
                 nprobe = self.nlist
             bits = np.packbits(mask, bitorder="little")

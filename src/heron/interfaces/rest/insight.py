@@ -16,7 +16,6 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from heron.catalog.acl import visible_filter
 from heron.catalog.keys import Principal
 from heron.extract.base import UNIT_KINDS
 from heron.interfaces.rest.auth import Authenticator, principal_of
@@ -24,7 +23,6 @@ from heron.interfaces.rest.errors import ApiError
 from heron.interfaces.rest.views import ID_PATTERN, duplicate_set_view, file_name
 from heron.library import Heron
 from heron.search.query import parse_query
-from heron.store.filters import Filter
 from heron.understand.categories import DEFAULT_CATEGORIES
 from heron.understand.colours import COLOUR_NAMES
 
@@ -56,11 +54,6 @@ CanSearch = Annotated[Principal, _allowed("search")]
 CanRead = Annotated[Principal, _allowed("read")]
 CanSeeStats = Annotated[Principal, _allowed("stats")]
 CanSeeDuplicates = Annotated[Principal, _allowed("duplicates")]
-
-
-def _scope(principal: Principal) -> Filter | None:
-    labels = principal.visible_to
-    return None if labels is None else visible_filter(labels)
 
 
 class VectorRequest(BaseModel):
@@ -113,12 +106,14 @@ def insight_router(state: _HasHeron) -> APIRouter:
     def item_details(item_id: str, principal: CanRead, also: CanSeeDuplicates) -> dict[str, Any]:
         """An item's photo metadata (EXIF: taken, camera, GPS) and its duplicate set."""
         instance = state.heron()
-        rows = instance.store.get([item_id]) if ID_PATTERN.fullmatch(item_id) else []
-        if rows and instance.get(item_id, visible_to=principal.visible_to) is None:
-            rows = []  # not this key's to see: 404 alike
-        if not rows:
+        found_row = (
+            instance.row(item_id, visible_to=principal.visible_to)
+            if ID_PATTERN.fullmatch(item_id)
+            else None
+        )
+        if found_row is None:  # absent, or not this key's to see: 404 alike
             raise ApiError(404, "not_found", f"no item {item_id!r}")
-        row = rows[0]
+        row = found_row
         taken = row.get("taken_at")
         exif = {
             "taken_at": taken.isoformat() if taken is not None else None,
@@ -146,7 +141,7 @@ def insight_router(state: _HasHeron) -> APIRouter:
         cosine similarities (vector search alone, no relevance cut)."""
         instance = state.heron()
         text = _text_of(body.query)
-        vector = np.asarray(instance.encoder.embed_texts([text])[0], dtype=np.float32)
+        vector = instance.embed_query(text)
         norm = float(np.linalg.norm(vector))
         hits = instance.search(
             query=body.query,
@@ -157,7 +152,7 @@ def insight_router(state: _HasHeron) -> APIRouter:
         )
         return {
             "text": text,
-            "model": instance.encoder.stamp,
+            "model": instance.encoder_stamp,
             "dim": int(vector.shape[0]),
             "norm": round(norm, 6),
             "values": [round(float(v), 5) for v in vector[:SHOWN_VALUES]],
@@ -182,10 +177,8 @@ def insight_router(state: _HasHeron) -> APIRouter:
         """A 2-D map of the library: PCA of (a sample of) the stored vectors, each point with
         its kind and file name; with `query`, where the query's vector falls on it."""
         instance = state.heron()
-        if not instance.catalog.get_meta("dim"):
-            return {"points": [], "total": 0, "explained": [0.0, 0.0], "query": None}
         columns = ["id", "kind", "path", "vector"]
-        rows = list(instance.store.scan(_scope(principal), columns=columns))
+        rows = list(instance.rows(columns, visible_to=principal.visible_to))
         total = len(rows)
         if total > sample:  # a fixed sample: the same map on every visit
             picked = np.random.default_rng(0).choice(total, size=sample, replace=False)
@@ -198,7 +191,7 @@ def insight_router(state: _HasHeron) -> APIRouter:
         located = None
         if query:
             text = _text_of(query)
-            vector = np.asarray(instance.encoder.embed_texts([text])[0], dtype=np.float32)
+            vector = instance.embed_query(text)
             qx, qy = ((vector - mean) @ axes.T).tolist()
             located = {"text": text, "x": round(qx, 5), "y": round(qy, 5)}
         return {
@@ -222,12 +215,10 @@ def insight_router(state: _HasHeron) -> APIRouter:
         """What this library costs: units by kind, vectors × dim × 4 bytes, bytes on disk (to
         an admin only: sizes would count what a key may not see)."""
         instance = state.heron()
-        dim_meta = instance.catalog.get_meta("dim")
-        dim = int(dim_meta) if dim_meta else int(instance.encoder.dim)
+        dim = instance.dim
         by_kind: dict[str, int] = {}
-        if dim_meta:
-            for row in instance.store.scan(_scope(principal), columns=["kind"]):
-                by_kind[row["kind"]] = by_kind.get(row["kind"], 0) + 1
+        for row in instance.rows(["kind"], visible_to=principal.visible_to):
+            by_kind[row["kind"]] = by_kind.get(row["kind"], 0) + 1
         units = sum(by_kind.values())
         settings = instance.settings
         everything = principal.visible_to is None
@@ -236,7 +227,7 @@ def insight_router(state: _HasHeron) -> APIRouter:
         catalog_bytes = _tree_bytes(settings.catalog_path) if everything else 0
         vector_bytes = units * dim * 4
         return {
-            "model": instance.catalog.get_meta("model"),
+            "model": instance.stats(visible_to=principal.visible_to).model,
             "dim": dim,
             "units": units,
             "units_by_kind": dict(sorted(by_kind.items())),
