@@ -23,9 +23,9 @@ from heron.store.base import Store, StoreHit
 from heron.store.filters import Field, Filter
 from heron.understand.neardup import (
     Candidate,
-    compare,
     fingerprint,
     group_duplicates,
+    matching_pairs,
     parse_fingerprint,
 )
 
@@ -105,18 +105,20 @@ def find_duplicates(
 def collapse(hits: Sequence[StoreHit]) -> tuple[list[StoreHit], dict[str, list[str]]]:
     """`hits` with every near-duplicate of a better-ranked hit folded into it: the hits kept,
     in order, and for each kept hit the ids folded into it."""
+    candidates = {hit.id: c for hit in hits if (c := _hit_candidate(hit)) is not None}
+    same: dict[str, set[str]] = {}
+    # One screened, batched pass over the hits' fingerprints (not a check per pair of hits).
+    for a, b, _, _ in matching_pairs(candidates.values()) if len(candidates) > 1 else []:
+        same.setdefault(a, set()).add(b)
+        same.setdefault(b, set()).add(a)
     kept: list[StoreHit] = []
     folded: dict[str, list[str]] = {}
-    pictures: list[tuple[StoreHit, Candidate]] = []
     for hit in hits:
-        candidate = _hit_candidate(hit)
-        if candidate is not None:
-            twin = next((h for h, c in pictures if compare(c, candidate).same), None)
-            if twin is not None:
-                folded.setdefault(twin.id, []).append(hit.id)
-                continue
-            pictures.append((hit, candidate))
-        kept.append(hit)
+        twin = next((k for k in kept if k.id in same.get(hit.id, ())), None)
+        if twin is not None:
+            folded.setdefault(twin.id, []).append(hit.id)
+        else:
+            kept.append(hit)
     return kept, folded
 
 

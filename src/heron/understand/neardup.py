@@ -76,13 +76,19 @@ import numpy as np
 from PIL import Image
 
 try:  # small matrix products: a BLAS splitting them over threads on a busy machine is 30x slower
-    from threadpoolctl import threadpool_limits as _limits
+    from threadpoolctl import ThreadpoolController
 except ImportError:  # pragma: no cover
-    _limits = None
+    ThreadpoolController = None
+
+_CONTROLLER: list[object] = []  # made once: finding the loaded BLAS libraries costs ~3 ms
 
 
 def _one_thread() -> contextlib.AbstractContextManager[object]:
-    return _limits(1, "blas") if _limits is not None else contextlib.nullcontext()
+    if ThreadpoolController is None:  # pragma: no cover
+        return contextlib.nullcontext()
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")  # type: ignore[attr-defined]
 
 
 __all__ = [
