@@ -44,7 +44,7 @@ def test_a_search_with_another_model_says_how_to_reindex(
 ) -> None:
     with Heron(library["data_dir"], model=str(models["new"])) as heron:
         with pytest.raises(ModelMismatchError) as info:
-            heron.search(text="a dog", k=3)
+            heron.search(text="a dog", k=3, min_relevance=0)
         with pytest.raises(ModelMismatchError, match="heron reindex --model"):
             heron.index([library["photos"]])
     message = str(info.value)
@@ -57,27 +57,29 @@ def test_reindex_rebuilds_beside_the_live_index_and_swaps(
 ) -> None:
     data_dir = library["data_dir"]
     with Heron(data_dir, model=str(models["old"])) as old:
-        before = {hit.path for hit in old.search(text="a dog on the grass", k=PHOTOS)}
+        before = {
+            hit.path for hit in old.search(text="a dog on the grass", k=PHOTOS, min_relevance=0)
+        }
     searched_meanwhile: list[int] = []
 
     def during(progress: object) -> None:
         # The live index answers with the old model while the new one is built.
         with Heron(data_dir, model=str(models["old"])) as live:
-            searched_meanwhile.append(len(live.search(text="a dog", k=3)))
+            searched_meanwhile.append(len(live.search(text="a dog", k=3, min_relevance=0)))
 
     with Heron(data_dir, model=str(models["new"])) as heron:
         report = heron.reindex(during)
         assert report.indexed == PHOTOS and report.skipped == 0
         stats = heron.stats()
         assert stats.model == "tiny-new@0.1" and stats.units == PHOTOS and stats.consistent
-        hits = heron.search(text="a dog on the grass", k=PHOTOS)
+        hits = heron.search(text="a dog on the grass", k=PHOTOS, min_relevance=0)
         assert {hit.path for hit in hits} == before
         assert all(hit.model == "tiny-new@0.1" for hit in hits)
         assert all(Path(hit.thumbnail).exists() for hit in hits if hit.thumbnail)
     assert searched_meanwhile and set(searched_meanwhile) == {3}
     assert not (data_dir / reindex.SHADOWS).exists()
     with Heron(data_dir, model=str(models["old"])) as old, pytest.raises(ModelMismatchError):
-        old.search(text="a dog", k=3)
+        old.search(text="a dog", k=3, min_relevance=0)
 
 
 def test_an_interrupted_reindex_keeps_the_live_index_and_resumes(
@@ -94,7 +96,7 @@ def test_an_interrupted_reindex_keeps_the_live_index_and_resumes(
         heron.reindex(interrupt)
     with Heron(data_dir, model=str(models["old"])) as old:
         assert old.stats().model == "tiny-old@0.1" and old.count() == PHOTOS
-        assert len(old.search(text="a dog", k=3)) == 3
+        assert len(old.search(text="a dog", k=3, min_relevance=0)) == 3
     with Heron(data_dir, model=str(models["new"])) as heron:
         report = heron.reindex()
         assert report.unchanged + report.indexed == PHOTOS and report.unchanged >= 2
@@ -180,7 +182,10 @@ def test_an_index_built_with_heron_lite_1_moves_to_the_default_in_one_command(
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert "heron-lite@1.0" in refused.stderr and "--model heron-lite@1.0" in refused.stderr
     assert "heron reindex --model heron-lite" in refused.stderr
-    old = run_cli("--model", "heron-lite@1.0", "search", "a dog", "--k", "3", data_dir=data_dir)
+    every = ("--min-relevance", "0")  # this is about which model answers, not the cut-off
+    old = run_cli(
+        "--model", "heron-lite@1.0", "search", "a dog", "--k", "3", *every, data_dir=data_dir
+    )
     assert "3 results in" in old.stdout
 
     # The very command the refusal printed.
@@ -189,5 +194,6 @@ def test_an_index_built_with_heron_lite_1_moves_to_the_default_in_one_command(
     run_cli(*command[1:], data_dir=data_dir)
     stats = json.loads(run_cli("stats", "--json", data_dir=data_dir).stdout)
     assert stats["model"] == "heron-lite@2.0" and stats["units"] == PHOTOS and stats["consistent"]
-    chinese = json.loads(run_cli("search", "狗", "--k", "3", "--json", data_dir=data_dir).stdout)
+    found = run_cli("search", "狗", "--k", "3", *every, "--json", data_dir=data_dir)
+    chinese = json.loads(found.stdout)
     assert len(chinese["hits"]) == 3 and chinese["warnings"] == []

@@ -56,7 +56,7 @@ def test_generated_requests_never_get_a_server_error(client: TestClient) -> None
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=6,
+            max_examples=4,
             deadline=None,
             suppress_health_check=list(HealthCheck),
             derandomize=True,
