@@ -63,7 +63,7 @@ from heron.util.paths import absolute, stored_text
 
 ImageInput = str | Path | bytes | Image.Image
 EVAL_TEXT_CHUNK = 512  # text queries encoded per progress step
-TAG_WRITE_CHUNK = 1000  # unit rows rewritten per store commit when tags change
+ROW_REWRITE_CHUNK = 1000  # unit rows rewritten per store commit (tags, ACL labels)
 
 
 @dataclass
@@ -290,10 +290,15 @@ class Heron:
             for row in self.store.scan(columns=["id", "path", "acl"])
             if row["acl"] != acl_column(labels_for(str(row["path"]), rules))
         ]
-        for start in range(0, len(changed), TAG_WRITE_CHUNK):
-            rows = self.store.get(changed[start : start + TAG_WRITE_CHUNK])
+        self._rewrite_rows(changed, lambda row: {"acl": acl_column(labels_for(row["path"], rules))})
+
+    def _rewrite_rows(self, ids: list[str], change: Callable[[dict], dict[str, Any]]) -> None:
+        """Give the stored rows of `ids` the columns `change(row)` returns, a chunk per commit
+        (a store upsert takes whole rows, vectors included)."""
+        for start in range(0, len(ids), ROW_REWRITE_CHUNK):
+            rows = self.store.get(ids[start : start + ROW_REWRITE_CHUNK])
             for row in rows:
-                row["acl"] = acl_column(labels_for(str(row["path"]), rules))
+                row.update(change(row))
             self.store.upsert(rows)
 
     def _categoriser(self) -> Categoriser:
@@ -437,14 +442,12 @@ class Heron:
     def _write_tags(self, hashes: set[str]) -> None:
         """Carry the catalog's tags of these contents into their units' rows (and terms)."""
         tags = self.catalog.tags_of(hashes)
-        ids = sorted(self.catalog.unit_ids(hashes))
-        for start in range(0, len(ids), TAG_WRITE_CHUNK):
-            rows = self.store.get(ids[start : start + TAG_WRITE_CHUNK])
-            for row in rows:
-                own = tags.get(str(row.get("source") or row["id"]), [])
-                row["tags"] = tag_column(own)
-                row["terms"] = unit_terms(str(row["text"] or ""), own)
-            self.store.upsert(rows)
+
+        def tagged(row: dict) -> dict[str, Any]:
+            own = tags.get(str(row.get("source") or row["id"]), [])
+            return {"tags": tag_column(own), "terms": unit_terms(str(row["text"] or ""), own)}
+
+        self._rewrite_rows(sorted(self.catalog.unit_ids(hashes)), tagged)
 
     # searching
     def search(

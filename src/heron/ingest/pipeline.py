@@ -179,6 +179,7 @@ class Indexer:
     ) -> None:
         self.catalog = catalog
         self.acl_rules = list(acl_rules)
+        self._tags: dict[str, list[str]] = {}  # source hash -> its tags (see _tags_of)
         self.store = store
         self.encoder = encoder
         self.thumbnails = thumbnails
@@ -513,10 +514,17 @@ class Indexer:
             if unit.kind == "page":
                 unit.category = ("document", 1.0)
 
+    def _tags_of(self, source: str) -> list[str]:
+        """A source's tags, read once per run (a PDF's hundreds of units share them; `heron
+        tag` takes the index lock, so they cannot change during a run)."""
+        if source not in self._tags:
+            self._tags[source] = self.catalog.tags_of([source]).get(source, [])
+        return self._tags[source]
+
     def _row(self, unit: _UnitWork, vector: np.ndarray, now: datetime) -> dict[str, object]:
         thumbnail = self.thumbnails.relative_path(unit.id) if unit.thumbnail is not None else ""
         # Tags belong to the content, so a reindex (another model, a new extractor) keeps them.
-        tags = self.catalog.tags_of([unit.source]).get(unit.source, [])
+        tags = self._tags_of(unit.source)
         return {
             "id": unit.id,
             "vector": vector,

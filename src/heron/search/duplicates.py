@@ -123,12 +123,7 @@ def collapse(hits: Sequence[StoreHit]) -> tuple[list[StoreHit], dict[str, list[s
 
 
 def _hit_candidate(hit: StoreHit) -> Candidate | None:
-    text = str(hit.row.get("fingerprint") or "")
-    if not text:
-        return None
-    try:
-        parse_fingerprint(text)
-    except ValueError:
+    if not _current(str(hit.row.get("fingerprint") or "")):
         return None
     return _candidate({**hit.row, "id": hit.id})
 

@@ -22,10 +22,8 @@ import numpy as np
 from PIL import Image
 
 from heron.models.encoder import Encoder
+from heron.search.engine import RRF_K, TEXT_KINDS
 from heron.store.base import Store, StoreError
-
-RRF_K = 60
-TEXT_KINDS = frozenset({"passage"})
 
 PixelLoader = Callable[[str | None, str], Image.Image | None]  # (thumbnail or path, kind)
 TextLoader = Callable[[list[str]], dict[str, str]]  # unit ids → their full text
