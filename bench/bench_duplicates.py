@@ -1,5 +1,6 @@
 """Near-duplicate pictures: pairwise precision and recall per kind of edit, the wallpaper set,
-fingerprint speed and grouping speed. Prints figures; asserts nothing.
+fingerprint speed, grouping speed, and `Heron.duplicates` on indexed libraries with and
+without the local-feature second look. Prints figures; asserts nothing.
 
 Positives: N originals from Flickr8k's val split, each edited with Pillow (saved as JPEG q90,
 except the q30 recompression). Negatives, per edit kind: every edited copy against every other
@@ -14,15 +15,19 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
+from heron import Heron
+from heron.search.duplicates import DuplicateSet
 from heron.understand import neardup as nd
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -229,6 +234,72 @@ def grouping_speed(full_100k: bool) -> dict[str, object]:
     return out
 
 
+def _index(folder: Path, data_dir: Path) -> Heron:
+    heron = Heron(data_dir=data_dir)
+    heron.index([folder])
+    return heron
+
+
+def _pairs_of(sets: list[DuplicateSet]) -> set[tuple[str, str]]:
+    out = set()
+    for found in sets:
+        names = sorted(Path(f.path).name for f in [found.keep, *found.others])
+        out |= set(itertools.combinations(names, 2))
+    return out
+
+
+def library_sets() -> dict[str, object]:
+    """`Heron.duplicates` on indexed libraries (the model's vectors, the originals), with and
+    without the local-feature second look, in the same run: the wallpaper set's pairwise
+    precision and recall, keyframes of the shared videos (different moments of a shot are
+    similar shots; a pristine/distorted pair of one clip are copies) and Flickr8k val."""
+    out: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = DATA / "neardup"
+        groups = json.loads((folder / "groups.json").read_text(encoding="utf-8"))
+        within = {
+            pair
+            for g in groups
+            for pair in itertools.combinations(sorted(e["file"] for e in g["images"]), 2)
+        }
+        group_of = {e["file"]: g["group"] for g in groups for e in g["images"]}
+        wallpapers = _index(folder / "images", Path(tmp) / "wallpapers")
+        frames = _index(DATA / "video", Path(tmp) / "video")
+        val = Path(tmp) / "val"
+        val.mkdir()
+        for line in (DATA / "flickr8k" / "captions.jsonl").read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            if record["split"] == "val":
+                (val / record["image"]).symlink_to(DATA / "flickr8k" / "images" / record["image"])
+        photos = _index(val, Path(tmp) / "val-data")
+        for label, local in (("hashes only", False), ("hashes + local features", True)):
+            row: dict[str, object] = {}
+            t = time.perf_counter()
+            found = _pairs_of(wallpapers.duplicates(local_features=local))
+            row["wallpapers_s"] = round(time.perf_counter() - t, 2)
+            tp = len(found & within)
+            row["wallpaper_pairs"] = f"{tp}/{len(within)}"
+            row["wallpaper_precision"] = round(tp / len(found), 3) if found else None
+            row["wallpaper_recall"] = round(tp / len(within), 3)
+            row["wallpaper_cross_group"] = sorted(
+                p for p in found if group_of[p[0]] != group_of[p[1]]
+            )
+            t = time.perf_counter()
+            sets = frames.duplicates(kinds=("frame",), local_features=local)
+            row["keyframe_s"] = round(time.perf_counter() - t, 2)
+            row["keyframe_sets"] = [
+                sorted(f"{Path(f.path).name}@{f.id[-6:]}" for f in [s.keep, *s.others])
+                for s in sets
+            ]
+            t = time.perf_counter()
+            row["flickr8k_val_pairs"] = len(_pairs_of(photos.duplicates(local_features=local)))
+            row["flickr8k_val_s"] = round(time.perf_counter() - t, 2)
+            out[label] = row
+        for heron in (wallpapers, frames, photos):
+            heron.close()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--originals", type=int, default=300)
@@ -252,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         "neardup": neardup_set(),
         "fingerprint_ms": fingerprint_speed(),
         "grouping": grouping_speed(args.full_100k),
+        "libraries": library_sets(),
     }
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
@@ -281,6 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\ngrouping:")
     for k, v in result["grouping"].items():
         print(f"  {k}: {v}")
+    print("\nindexed libraries (Heron.duplicates, same run):")
+    for label, row in result["libraries"].items():
+        print(f"  {label}:")
+        for k, v in row.items():
+            print(f"    {k}: {v}")
     return 0
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
-from tests.conftest import DATA, flickr_split, run_cli, run_json
+from tests.conftest import DATA, flickr_split, require_data, run_cli, run_json
 
 EDITS = {
     "half.jpg": lambda im: im.resize((im.width // 2, im.height // 2)),
@@ -74,3 +76,28 @@ def test_search_folds_the_copies_into_one_hit_unless_asked(library: dict) -> Non
 def test_duplicates_of_an_unknown_kind_is_a_clear_error(library: dict) -> None:
     bad = run_cli("duplicates", "--kind", "photo", data_dir=library["data_dir"], check=False)
     assert bad.returncode == 1 and "unknown kind" in bad.stderr
+
+
+def test_the_wallpaper_set_groups_each_picture_and_nothing_across(
+    heron_lite: Path, tmp_path: Path
+) -> None:
+    """../shared/data/neardup: each group is one artwork at several sizes, a phone's portrait
+    cut and a dark recolour; every within-group pair lands in one set, no pair across."""
+    folder = require_data("neardup")
+    groups = json.loads((folder / "groups.json").read_text(encoding="utf-8"))
+    group_of = {e["file"]: g["group"] for g in groups for e in g["images"]}
+    run_cli("index", str(folder / "images"), data_dir=tmp_path)
+    sets = run_json("duplicates", data_dir=tmp_path)
+    together = set()
+    for found in sets:
+        names = sorted(Path(i["path"]).name for i in [found["keep"], *found["others"]])
+        assert len({group_of[n] for n in names}) == 1, names  # nothing across groups
+        together |= set(itertools.combinations(names, 2))
+    within = {
+        pair
+        for g in groups
+        for pair in itertools.combinations(sorted(e["file"] for e in g["images"]), 2)
+    }
+    assert together == within
+    reasons = " ".join(i["reason"] for s in sets for i in s["others"])
+    assert "cut differently" in reasons and "recoloured" in reasons

@@ -415,9 +415,11 @@ class Heron:
         kinds: Sequence[str] = DEFAULT_DUPLICATE_KINDS,
         on_progress: Callable[[int, int], None] | None = None,
         visible_to: Sequence[str] | None = None,
+        local_features: bool = True,
     ) -> list[DuplicateSet]:
         """Sets of files holding one picture (`heron.search.duplicates`): exact copies, and
-        near-duplicates among units of `kinds` (default: photos), biggest sets first."""
+        near-duplicates among units of `kinds` (default: photos), biggest sets first.
+        `local_features=False` leaves out the second look (portrait cuts, recolours)."""
         unknown = sorted(set(kinds) - set(UNIT_KINDS))
         if unknown:
             raise QueryError(f"unknown kind(s) {unknown}; kinds are {', '.join(UNIT_KINDS)}")
@@ -428,6 +430,7 @@ class Heron:
             kinds,
             on_progress,
             scope=None if visible_to is None else visible_filter(visible_to),
+            local_features=local_features,
         )
 
     def tags(self) -> dict[str, int]:

@@ -5,7 +5,10 @@
 Exact copies are already one unit (a content hash) with several paths in the catalog. Near
 duplicates are decided by `heron.understand.neardup` from the fingerprint each picture unit
 carries (computed at ingest; units indexed before fingerprints existed get one here, from their
-thumbnail or small original). Burst photos and similar shots are different pictures.
+thumbnail or small original), then by local features (`heron.understand.keypoints`) for each
+picture and its nearest neighbours by the model's vectors: a portrait cut, a recolour. Burst
+photos and similar shots are different pictures. Search's collapse uses the fingerprints only
+(a local check costs ~50 ms a picture).
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from heron.catalog import Catalog
 from heron.store.base import Store, StoreHit
 from heron.store.filters import Field, Filter
+from heron.understand import keypoints
 from heron.understand.neardup import (
     Candidate,
     fingerprint,
@@ -31,7 +36,7 @@ from heron.understand.neardup import (
 
 DEFAULT_KINDS = ("image",)  # photos; frames and figures on request (`--kind frame`)
 _COLUMNS = ["id", "kind", "path", "source", "width", "height", "bytes", "taken_at",
-            "thumbnail", "fingerprint"]  # fmt: skip
+            "thumbnail", "fingerprint", "vector"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -71,9 +76,11 @@ def find_duplicates(
     kinds: Sequence[str] = DEFAULT_KINDS,
     progress: Callable[[int, int], None] | None = None,
     scope: Filter | None = None,
+    local_features: bool = True,
 ) -> list[DuplicateSet]:
     """Every set of files holding one picture among units of `kinds` (within `scope`, e.g.
-    what a caller may see), biggest sets first."""
+    what a caller may see), biggest sets first. `local_features` adds the second look
+    (`heron.understand.keypoints`: portrait cuts, recolours) to the fingerprints' decision."""
     wanted = Field("kind").isin(list(kinds))
     rows = list(store.scan(wanted if scope is None else wanted & scope, columns=_COLUMNS))
     _backfill(store, rows, thumbnails_dir)
@@ -82,7 +89,10 @@ def find_duplicates(
     candidates = [_candidate(row) for row in rows if row["fingerprint"]]
     sets: list[DuplicateSet] = []
     grouped: set[str] = set()
-    for group in group_duplicates(candidates, progress=progress):
+    look = None
+    if local_features and keypoints.available():
+        look = _second_look(thumbnails_dir, progress)
+    for group in group_duplicates(candidates, progress=progress, second_look=look):
         grouped.update(group.members)
         keep_row = by_id[group.keep]
         keep_paths = paths.get(group.keep) or [str(keep_row["path"])]
@@ -100,6 +110,44 @@ def find_duplicates(
             sets.append(DuplicateSet("exact", _file(row, unit_paths[0]), others))
     sets.sort(key=lambda s: (-len(s.others), s.keep.path))
     return sets
+
+
+def _second_look(
+    thumbnails_dir: Path, progress: Callable[[int, int], None] | None
+) -> Callable[[list[Candidate], set[tuple[int, int]]], dict[tuple[int, int], str]]:
+    """Local features (`heron.understand.keypoints`) for what the hashes cannot see: each
+    picture and its nearest neighbours by the model's vectors, from the original (or the
+    thumbnail where it cannot be read)."""
+
+    def look(found: list[Candidate], same: set[tuple[int, int]]) -> dict[tuple[int, int], str]:
+        with_vectors = [i for i, c in enumerate(found) if c.vector is not None]
+        if len(with_vectors) < 2:
+            return {}
+        near = keypoints.neighbour_pairs(np.stack([found[i].vector for i in with_vectors]))
+        pairs = {(with_vectors[a], with_vectors[b]) for a, b in near} - same
+        verdicts = keypoints.verify_pairs(
+            pairs, lambda i: _pixels(found[i], thumbnails_dir), progress
+        )
+        return {pair: m.reason for pair, m in verdicts.items() if m.same}
+
+    return look
+
+
+def _pixels(candidate: Candidate, thumbnails_dir: Path) -> Image.Image | None:
+    """The candidate's picture at about `keypoints.LOCAL_SIDE` (JPEG decoded at a reduced
+    size): the original when it is a picture file that can be read, else the thumbnail."""
+    for picture in (Path(candidate.path), thumbnails_dir / candidate.thumbnail):
+        if not candidate.thumbnail and picture == thumbnails_dir:
+            continue
+        try:
+            with Image.open(picture) as image:
+                image.draft("RGB", (keypoints.LOCAL_SIDE, keypoints.LOCAL_SIDE))
+                if max(image.size) > 4 * keypoints.LOCAL_SIDE:
+                    image.thumbnail((keypoints.LOCAL_SIDE, keypoints.LOCAL_SIDE))
+                return image.convert("RGB")
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+    return None
 
 
 def collapse(hits: Sequence[StoreHit]) -> tuple[list[StoreHit], dict[str, list[str]]]:
@@ -138,6 +186,8 @@ def _candidate(row: dict[str, Any]) -> Candidate:
         taken_at=row.get("taken_at"),
         source=str(row.get("source") or row["id"]),
         path=str(row.get("path") or ""),
+        vector=None if row.get("vector") is None else np.asarray(row["vector"], np.float32),
+        thumbnail=str(row.get("thumbnail") or ""),
     )
 
 

@@ -56,6 +56,9 @@ in one batch: each picture's 256 crops are made once and scored against the orie
 tilts of all its partners with one matrix product (BLAS held to one thread: these products are
 small), ~0.5 ms a pair. Measured figures: bench/bench_duplicates.py.
 
+A `second_look` (`heron.understand.keypoints`, from the library's vectors and pixels) may add
+pairs the hashes cannot see: a portrait cut of a landscape, a recoloured variant.
+
 Groups are stars, not chains: the best copy (`keep`: most pixels, then
 bytes, then earliest taken, then path) of a connected component takes the pictures that match
 it directly; the rest of the component is grouped again the same way, so A~B~C with A≁C does not
@@ -104,6 +107,7 @@ __all__ = [
     "DuplicateGroup",
     "Fingerprint",
     "Match",
+    "SecondLook",
     "compare",
     "fingerprint",
     "group_duplicates",
@@ -533,6 +537,7 @@ class Candidate:
     source: str = ""
     path: str = ""
     vector: np.ndarray | None = field(default=None, compare=False, repr=False)
+    thumbnail: str = ""  # its thumbnail's key (relative to the thumbnails folder), if any
 
 
 @dataclass(frozen=True)
@@ -697,10 +702,17 @@ def _screen(
     return pairs
 
 
+SecondLook = Callable[[list[Candidate], set[tuple[int, int]]], dict[tuple[int, int], str]]
+"""A second stage after the hashes: given the candidates and the pairs (i, j), i < j, already
+found the same, the further pairs it finds the same, with a reason (`heron.understand.keypoints`
+from the library's vectors and pixels)."""
+
+
 def _near_pairs(
     candidates: list[Candidate],
     threshold: int,
     progress: Callable[[int, int], None] | None,
+    second_look: SecondLook | None = None,
 ) -> tuple[list[Candidate], dict[int, dict[int, tuple[int, str]]]]:
     fps: list[Fingerprint] = []
     parsed: list[Candidate] = []
@@ -717,6 +729,15 @@ def _near_pairs(
             if ok:
                 same.setdefault(i, {})[j] = (d, reason)
                 same.setdefault(j, {})[i] = (d, reason)
+    if second_look is not None and len(parsed) > 1:
+        found = {(i, j) for i, row in same.items() for j in row if i < j}
+        extra = second_look(parsed, found)
+        if extra:
+            pairs = sorted(extra)
+            distances = _min_distances(_oriented(fps), np.asarray(pairs, np.intp)).tolist()
+            for (i, j), d in zip(pairs, distances, strict=True):
+                same.setdefault(i, {})[j] = (int(d), extra[(i, j)])
+                same.setdefault(j, {})[i] = (int(d), extra[(i, j)])
     return parsed, same
 
 
@@ -725,12 +746,13 @@ def matching_pairs(
     *,
     threshold: int = SCREEN_DISTANCE,
     progress: Callable[[int, int], None] | None = None,
+    second_look: SecondLook | None = None,
 ) -> list[tuple[str, str, int, str]]:
     """Every pair of candidates that are near copies: (id, id, hash distance, reason), sorted.
 
     Pixels only (`source` is not looked at); the pairs `group_duplicates` builds its groups from.
     """
-    parsed, same = _near_pairs(list(candidates), threshold, progress)
+    parsed, same = _near_pairs(list(candidates), threshold, progress, second_look)
     out = [
         (*sorted((parsed[i].id, parsed[j].id)), d, reason)
         for i, row in same.items()
@@ -745,6 +767,7 @@ def group_duplicates(
     *,
     threshold: int = SCREEN_DISTANCE,
     progress: Callable[[int, int], None] | None = None,
+    second_look: SecondLook | None = None,
 ) -> list[DuplicateGroup]:
     """Groups of at least two copies of one picture, best copy first; deterministic.
 
@@ -752,6 +775,7 @@ def group_duplicates(
     distinct source then goes through the screen (hash distance ≤ `threshold`, see the module
     docstring for its cost) and `compare`'s decision. `progress(done, total)` is called per block
     of the screen. Candidates whose fingerprint does not parse are left out of near grouping.
+    `second_look` adds pairs the hashes cannot see (a portrait cut, a recolour).
     """
     items = sorted(candidates, key=_rank_key)
     by_id = {c.id: c for c in items}
@@ -764,7 +788,7 @@ def group_duplicates(
             copies[key] = []
             reps.append(c)
         copies[key].append(c)
-    parsed, same = _near_pairs(reps, threshold, progress)
+    parsed, same = _near_pairs(reps, threshold, progress, second_look)
     # components of near matches among representatives (indexes are in rank order)
     seen: set[int] = set()
     near_groups: dict[int, dict[int, tuple[int, str]]] = {}

@@ -1,0 +1,338 @@
+"""The same picture by its local features: what the fingerprint's global hashes cannot see.
+
+A portrait cut from a landscape wallpaper (1080x1920 from 16:9), a recoloured ("dark") variant
+of an artwork, or a small crop keeps only part of the frame or none of its colours, so the DCT
+hashes and thumbnails of `heron.understand.neardup` differ. Such a pair still shares its
+*structure*: the same corners and blobs at the same relative places, and the same edges.
+
+`same_picture` decides a pair in three steps, on grey copies whose longer side is `LOCAL_SIDE`:
+
+1. **Keypoints.** SIFT (OpenCV), descriptors as RootSIFT; each keypoint of one picture is paired
+   with its nearest descriptor in the other when that is clearly nearer than the second nearest
+   (Lowe's ratio `RATIO`).
+2. **One geometry.** A similarity transform (scale, turn, shift: what a crop, resize or small
+   tilt does) is fitted to the pairs by RANSAC; at least `MIN_INLIERS` must agree, and one
+   picture must lie mostly inside the other once mapped (`MIN_COVERED`). Repetitive textures
+   give pairs that agree on a degenerate transform, which the next step rejects.
+3. **The same edges.** The finer picture is shrunk onto the coarser one and the orientation of
+   their grey gradients is compared over the overlap: the cosine between the gradient fields,
+   which a change of brightness, contrast or palette leaves high (`MIN_AGREEMENT`). At most
+   `MAX_LOCAL_DIFFERENCE` of the edge energy may lie in cells of a 6x6 grid that agree
+   `LOCAL_DROP` less than the median cell: a moved subject.
+4. **Something the hashes could not see.** The pair must be cut differently (the overlap is at
+   most 1 - `MIN_REFRAMED` of the larger frame: a portrait strip of a landscape) or recoloured
+   (median colour difference over the overlap at least `MIN_RECOLOURED`). Two pictures in the
+   same framing and colours are left to the fingerprint's thumbnails, which compared exactly
+   those pixels: burst frames agree on most keypoints and edges (video keyframes of one shot
+   reach 0.83), and only pixel-level agreement tells them from copies.
+
+Pairs reach it from the embedding: each picture's `NEIGHBOURS` nearest by cosine (at least
+`MIN_COSINE`), since the model sees a portrait cut or a recolour as close where the hashes do
+not. Measured (bench/bench_duplicates.py): on `../shared/data/neardup`, same-picture pairs that
+reach step 3 agree at 0.54-1.00, different artworks at most 0.04; no keyframe pair of the
+shared videos and no Flickr8k val pair (2,931 neighbour pairs) passes. Cost: ~30-60 ms of
+features per picture at 768 px, ~1 ms a pair.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+try:
+    import cv2
+except ImportError:  # pragma: no cover - a dependency; without it only the hashes decide
+    cv2 = None
+
+__all__ = [
+    "LOCAL_SIDE",
+    "MAX_LOCAL_DIFFERENCE",
+    "MIN_AGREEMENT",
+    "MIN_COSINE",
+    "MIN_INLIERS",
+    "MIN_RECOLOURED",
+    "MIN_REFRAMED",
+    "NEIGHBOURS",
+    "LocalFeatures",
+    "LocalMatch",
+    "available",
+    "local_features",
+    "neighbour_pairs",
+    "same_picture",
+    "verify_pairs",
+]
+
+LOCAL_SIDE = 768  # longer side of the working copy
+RATIO = 0.75
+MIN_INLIERS = 6
+MIN_COVERED = 0.5  # the share of one picture that must fall inside the other
+MIN_AGREEMENT = 0.5  # gradient-orientation cosine over the overlap
+MAX_LOCAL_DIFFERENCE = 0.1  # ... with at most this share of edge energy in cells of a 6x6 grid
+LOCAL_DROP = 0.4  # that agree this much less than the median cell (a moved subject)
+MIN_REFRAMED = 0.2  # and cut differently (1 - overlap / larger frame at least this)
+MIN_RECOLOURED = 0.08  # or recoloured (median colour difference at least this)
+MIN_COSINE = 0.55  # embedding cosine below which a pair is not looked at
+NEIGHBOURS = 6  # nearest neighbours per picture looked at
+_MAX_FEATURES = 2000
+_GRID = 6
+_COLOUR_SIDE = 96
+_CONTRAST = 0.02  # half SIFT's default: flat-shaded art (low-poly wallpapers) has few strong blobs
+
+
+def available() -> bool:
+    """Whether OpenCV is installed (without it only the hashes decide)."""
+    return cv2 is not None
+
+
+@dataclass(frozen=True)
+class LocalFeatures:
+    grey: np.ndarray  # (h, w) uint8 working copy
+    colour: np.ndarray  # (h', w', 3) uint8 small RGB copy (longer side `_COLOUR_SIDE`)
+    points: np.ndarray  # (n, 2) float32 keypoint positions
+    descriptors: np.ndarray  # (n, 128) float32 RootSIFT
+
+
+@dataclass(frozen=True)
+class LocalMatch:
+    same: bool
+    inliers: int
+    scale: float  # of the transform from the finer picture onto the coarser (at most 1)
+    covered: float  # share of the smaller picture inside the other
+    agreement: float  # gradient-orientation cosine over the overlap
+    local_difference: float  # share of edge energy in grid cells well below the typical cell
+    reframed: float  # 1 - the overlap's share of the larger frame
+    recoloured: float  # median colour difference over the overlap, 0-1
+    reason: str
+
+
+_SIFT: list[object] = []
+
+
+def _sift() -> object:
+    if not _SIFT:
+        _SIFT.append(cv2.SIFT_create(nfeatures=_MAX_FEATURES, contrastThreshold=_CONTRAST))
+    return _SIFT[0]
+
+
+def local_features(image: Image.Image, side: int = LOCAL_SIDE) -> LocalFeatures:
+    """Keypoints of `image` on a grey copy whose longer side is at most `side`."""
+    if cv2 is None:  # pragma: no cover
+        raise RuntimeError("opencv-python-headless is not installed")
+    rgb = image.convert("RGB")
+    if max(rgb.size) > side:
+        rgb = rgb.copy()
+        rgb.thumbnail((side, side), Image.Resampling.BILINEAR)
+    grey = np.ascontiguousarray(np.asarray(rgb.convert("L"), dtype=np.uint8))
+    small = rgb.copy()
+    small.thumbnail((_COLOUR_SIDE, _COLOUR_SIDE), Image.Resampling.BOX)
+    colour = np.ascontiguousarray(np.asarray(small, dtype=np.uint8))
+    keypoints, descriptors = _sift().detectAndCompute(grey, None)  # type: ignore[attr-defined]
+    if descriptors is None or not keypoints:
+        empty = np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)
+        return LocalFeatures(grey, colour, *empty)
+    descriptors = descriptors / (np.abs(descriptors).sum(1, keepdims=True) + 1e-7)
+    points = np.array([k.pt for k in keypoints], np.float32)
+    return LocalFeatures(grey, colour, points, np.sqrt(descriptors).astype(np.float32))
+
+
+def _pairs(a: LocalFeatures, b: LocalFeatures) -> tuple[np.ndarray, np.ndarray]:
+    matcher = cv2.BFMatcher(cv2.NORM_L2)
+    knn = matcher.knnMatch(a.descriptors, b.descriptors, k=2)
+    good = [m[0] for m in knn if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
+    return (
+        a.points[[m.queryIdx for m in good]].reshape(-1, 2),
+        b.points[[m.trainIdx for m in good]].reshape(-1, 2),
+    )
+
+
+def _gradients(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    smooth = cv2.GaussianBlur(grey.astype(np.float32), (0, 0), 1.0)
+    return cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)
+
+
+def _orientation_agreement(
+    warped: np.ndarray, target: np.ndarray, mask: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Cosine of the two gradient fields over `mask`, and per cell of a grid over the overlap
+    its edge energy and cosine (cells with no edge in either picture are left out)."""
+    ax, ay = _gradients(warped)
+    bx, by = _gradients(target)
+    dot = ax * bx + ay * by
+    na, nb = ax * ax + ay * ay, bx * bx + by * by
+
+    def cosine(sel: np.ndarray) -> float | None:
+        ea, eb = float(na[sel].sum()), float(nb[sel].sum())
+        return float(dot[sel].sum()) / math.sqrt(ea * eb) if ea > 1e-3 and eb > 1e-3 else None
+
+    whole = cosine(mask)
+    if whole is None:
+        return 0.0, np.zeros(0), np.zeros(0)
+    rows, cols = np.nonzero(mask)
+    y0, y1, x0, x1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    energy = na + nb
+    energies, cosines = [], []
+    for gy in range(_GRID):
+        for gx in range(_GRID):
+            cell = np.zeros_like(mask)
+            cy0, cy1 = y0 + (y1 - y0) * gy // _GRID, y0 + (y1 - y0) * (gy + 1) // _GRID
+            cx0, cx1 = x0 + (x1 - x0) * gx // _GRID, x0 + (x1 - x0) * (gx + 1) // _GRID
+            cell[cy0:cy1, cx0:cx1] = True
+            cell &= mask
+            value = cosine(cell) if cell.any() else None
+            if value is not None:
+                energies.append(float(energy[cell].sum()))
+                cosines.append(value)
+    return whole, np.array(energies), np.array(cosines)
+
+
+def _reframed(model: np.ndarray, a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> float:
+    """1 - the overlap's share of the larger frame (in b's coordinates): 0 for the same framing,
+    about 0.7 for a portrait cut from a 16:9 landscape."""
+    ha, wa = a_shape[:2]
+    hb, wb = b_shape[:2]
+    corners = np.array([[0, 0], [wa, 0], [wa, ha], [0, ha]], np.float32)
+    mapped = (corners @ model[:, :2].T + model[:, 2]).astype(np.float32)
+    area_a = abs(float(cv2.contourArea(mapped)))
+    frame_b = np.array([[0, 0], [wb, 0], [wb, hb], [0, hb]], np.float32)
+    inter, _ = cv2.intersectConvexConvex(mapped, frame_b)
+    return 1.0 - float(inter) / max(area_a, float(wb * hb), 1e-9)
+
+
+def _recoloured(a: LocalFeatures, b: LocalFeatures, model: np.ndarray) -> float:
+    """Median colour difference (0-1, largest channel) over the aligned overlap of the small
+    colour copies: high for a recoloured variant, low for two shots in one light."""
+    ka = a.colour.shape[1] / a.grey.shape[1]
+    kb = b.colour.shape[1] / b.grey.shape[1]
+    scaled = model.copy()
+    scaled[:, :2] *= kb / ka
+    scaled[:, 2] *= kb
+    h, w = b.colour.shape[:2]
+    warped = cv2.warpAffine(a.colour, scaled, (w, h), flags=cv2.INTER_AREA)
+    inside = cv2.warpAffine(np.ones(a.colour.shape[:2], np.uint8), scaled, (w, h)) > 0
+    if not inside.any():
+        return 0.0
+    diff = np.abs(warped.astype(np.int16) - b.colour.astype(np.int16)).max(axis=2)
+    return float(np.median(diff[inside])) / 255.0
+
+
+def _no_match(count: int, reason: str, scale: float = 0.0, covered: float = 0.0) -> LocalMatch:
+    return LocalMatch(False, count, scale, covered, 0.0, 0.0, 0.0, 0.0, reason)
+
+
+def same_picture(a: LocalFeatures, b: LocalFeatures) -> LocalMatch:
+    """Whether `b` shows the picture `a` shows, cut differently or recoloured, and why.
+
+    Pictures in the same framing and colours are left to the thumbnails (the hash path looked
+    at exactly those pixels): two burst frames agree on most keypoints and edges."""
+    if len(a.points) < MIN_INLIERS or len(b.points) < MIN_INLIERS:
+        return _no_match(0, "too few keypoints")
+    src, dst = _pairs(a, b)
+    if len(src) < MIN_INLIERS:
+        return _no_match(len(src), f"{len(src)} keypoints match")
+    side = max(*a.grey.shape, *b.grey.shape)
+    model, inliers = cv2.estimateAffinePartial2D(
+        src, dst, method=cv2.RANSAC, ransacReprojThreshold=0.01 * side, maxIters=2000,
+        confidence=0.995, refineIters=10,
+    )  # fmt: skip
+    count = int(inliers.sum()) if inliers is not None else 0
+    if model is None or count < MIN_INLIERS:
+        return _no_match(count, f"{count} keypoints agree")
+    scale = float(math.hypot(model[0, 0], model[1, 0]))
+    if scale > 1.0:  # compare at the coarser picture's resolution: shrink the finer onto it
+        a, b = b, a
+        model, scale = cv2.invertAffineTransform(model), 1.0 / scale
+    h, w = b.grey.shape
+    mask = cv2.warpAffine(np.ones_like(a.grey), model, (w, h), flags=cv2.INTER_NEAREST) > 0
+    mask = cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    overlap = float(mask.sum())
+    covered = 0.0
+    if scale > 1e-3:
+        covered = max(overlap / b.grey.size, overlap / (scale * scale * a.grey.size))
+    if covered < MIN_COVERED:
+        return _no_match(count, "the pictures barely overlap", scale, covered)
+    warped = cv2.warpAffine(a.grey, model, (w, h), flags=cv2.INTER_LINEAR)
+    agreement, energies, cosines = _orientation_agreement(warped, b.grey, mask)
+    typical = float(np.median(cosines)) if len(cosines) else 0.0
+    local = energies[cosines < typical - LOCAL_DROP].sum() / max(float(energies.sum()), 1e-9)
+    reframed = _reframed(model, a.grey.shape, b.grey.shape)
+    recoloured = _recoloured(a, b, model)
+    found = (
+        f"{count} keypoints agree (scale {scale:.2f}), edges {agreement:.2f}, "
+        f"{local:.0%} differ locally"
+    )
+    if agreement < MIN_AGREEMENT or local > MAX_LOCAL_DIFFERENCE:
+        same, reason = False, f"{found}: edges differ"
+    elif reframed < MIN_REFRAMED and recoloured < MIN_RECOLOURED:
+        same, reason = False, f"{found}, same framing and colours: the thumbnails decide"
+    else:
+        how = "cut differently" if reframed >= MIN_REFRAMED else "recoloured"
+        same, reason = True, f"{found}, {how}"
+    return LocalMatch(
+        same, count, scale, covered, agreement, float(local), reframed, recoloured, reason
+    )
+
+
+def neighbour_pairs(
+    vectors: np.ndarray,
+    k: int = NEIGHBOURS,
+    min_cosine: float = MIN_COSINE,
+    block: int = 2048,
+) -> set[tuple[int, int]]:
+    """Pairs (i, j), i < j: j among i's `k` nearest rows by cosine (or i among j's), at least
+    `min_cosine`. Blocked matrix products: O(N² · d) work, O(block · N) memory."""
+    n = len(vectors)
+    if n < 2:
+        return set()
+    unit = np.asarray(vectors, np.float32)
+    unit = unit / (np.linalg.norm(unit, axis=1, keepdims=True) + 1e-12)
+    take = min(k, n - 1)
+    pairs: set[tuple[int, int]] = set()
+    for start in range(0, n, block):
+        sims = unit[start : start + block] @ unit.T
+        rows = np.arange(sims.shape[0])
+        sims[rows, start + rows] = -np.inf
+        top = np.argpartition(-sims, take - 1, axis=1)[:, :take]
+        for r, cols in enumerate(top):
+            for c in cols.tolist():
+                if sims[r, c] >= min_cosine:
+                    i = start + r
+                    pairs.add((i, c) if i < c else (c, i))
+    return pairs
+
+
+def verify_pairs(
+    pairs: Iterable[tuple[int, int]],
+    load: Callable[[int], Image.Image | None],
+    progress: Callable[[int, int], None] | None = None,
+    cache_size: int = 256,
+) -> dict[tuple[int, int], LocalMatch]:
+    """`same_picture` for each pair (i, j); `load(i)` gives picture i (None when it cannot be
+    read: its pairs are left out). Features are kept for the `cache_size` pictures used last
+    (~0.4 MB each); pairs go in order of i, so most of i's partners are made once."""
+    todo: Sequence[tuple[int, int]] = sorted(pairs)
+    features: OrderedDict[int, LocalFeatures | None] = OrderedDict()
+
+    def of(i: int) -> LocalFeatures | None:
+        if i in features:
+            features.move_to_end(i)
+            return features[i]
+        image = load(i)
+        made = local_features(image) if image is not None else None
+        features[i] = made
+        if len(features) > cache_size:
+            features.popitem(last=False)
+        return made
+
+    out: dict[tuple[int, int], LocalMatch] = {}
+    for done, (i, j) in enumerate(todo, 1):
+        fa, fb = of(i), of(j)
+        if fa is not None and fb is not None:
+            out[(i, j)] = same_picture(fa, fb)
+        if progress is not None:
+            progress(done, len(todo))
+    return out

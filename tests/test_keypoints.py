@@ -1,0 +1,124 @@
+"""Local-feature checks (heron.understand.keypoints): a different cut or a recolour of one
+picture is the same picture; another photo, or the same scene with its subject moved, is not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from heron.understand import keypoints as kp
+from tests.conftest import require_data
+
+pytestmark = pytest.mark.skipif(not kp.available(), reason="opencv-python-headless missing")
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[Image.Image]:
+    folder = require_data("photos")
+    out = []
+    for path in sorted(folder.glob("*.jpg"))[:6]:
+        with Image.open(path) as image:
+            out.append(image.convert("RGB"))
+    return out
+
+
+def _portrait_cut(image: Image.Image) -> Image.Image:
+    """A 9:16 strip (full height, off-centre), as phones crop a landscape wallpaper."""
+    w, h = image.size
+    width = int(h * 9 / 16)
+    left = (w - width) // 3
+    return image.crop((left, 0, left + width, h)).resize((width * 2, h * 2), Image.LANCZOS)
+
+
+def _recolour(image: Image.Image) -> Image.Image:
+    """A 'dark' variant: channels swapped and the picture darkened (same edges, new palette)."""
+    r, g, b = image.split()
+    return Image.merge("RGB", (b, r, g)).point(lambda v: int(v * 0.55))
+
+
+def _moved_subject(image: Image.Image) -> Image.Image:
+    """The same frame with a block of it moved, as a burst frame's subject moves."""
+    w, h = image.size
+    out = image.copy()
+    box = (w // 4, h // 4, w // 4 + w // 3, h // 4 + h // 3)
+    patch = image.crop(box)
+    out.paste(image.crop((0, 0, box[2] - box[0], box[3] - box[1])), box)
+    out.paste(patch, (box[0] + w // 6, box[1] + h // 8))
+    return out
+
+
+def _features(image: Image.Image) -> kp.LocalFeatures:
+    return kp.local_features(image)
+
+
+def test_a_portrait_cut_is_the_same_picture(photos: list[Image.Image]) -> None:
+    wins = 0
+    for photo in photos:
+        m = kp.same_picture(_features(photo), _features(_portrait_cut(photo)))
+        wins += m.same
+        if m.same:
+            assert "cut differently" in m.reason and m.reframed >= kp.MIN_REFRAMED
+    assert wins >= len(photos) - 1
+
+
+def test_a_recoloured_variant_is_the_same_picture(photos: list[Image.Image]) -> None:
+    results = [kp.same_picture(_features(p), _features(_recolour(p))) for p in photos]
+    assert sum(m.same for m in results) >= len(photos) - 1
+    assert all("recoloured" in m.reason for m in results if m.same)
+
+
+def test_the_check_is_symmetric_enough(photos: list[Image.Image]) -> None:
+    a, b = _features(photos[0]), _features(_portrait_cut(photos[0]))
+    assert kp.same_picture(a, b).same and kp.same_picture(b, a).same
+    assert kp.same_picture(a, b).scale <= 1.0
+
+
+def test_different_photos_are_not_the_same(photos: list[Image.Image]) -> None:
+    features = [_features(p) for p in photos]
+    for i in range(len(features)):
+        for j in range(i + 1, len(features)):
+            m = kp.same_picture(features[i], features[j])
+            assert not m.same, m
+
+
+def test_a_moved_subject_in_the_same_frame_is_left_to_the_thumbnails(
+    photos: list[Image.Image],
+) -> None:
+    for photo in photos[:3]:
+        m = kp.same_picture(_features(photo), _features(_moved_subject(photo)))
+        assert not m.same, m
+
+
+def test_an_identical_copy_is_left_to_the_hashes(photos: list[Image.Image]) -> None:
+    m = kp.same_picture(_features(photos[0]), _features(ImageOps.exif_transpose(photos[0])))
+    assert not m.same and "thumbnails decide" in m.reason
+
+
+def test_a_flat_picture_has_too_few_keypoints() -> None:
+    flat = Image.new("RGB", (300, 200), (40, 90, 160))
+    m = kp.same_picture(_features(flat), _features(flat))
+    assert not m.same and "keypoints" in m.reason
+
+
+def test_neighbour_pairs_take_the_nearest_above_the_floor() -> None:
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(6, 16)).astype(np.float32)
+    twins = base + 0.05 * rng.normal(size=base.shape).astype(np.float32)
+    vectors = np.concatenate([base, twins])
+    pairs = kp.neighbour_pairs(vectors, k=1, min_cosine=0.9)
+    assert pairs == {(i, i + 6) for i in range(6)}
+    assert kp.neighbour_pairs(vectors[:1]) == set()
+    assert kp.neighbour_pairs(vectors, k=3, min_cosine=1.01) == set()
+
+
+def test_verify_pairs_skips_unreadable_pictures(photos: list[Image.Image]) -> None:
+    pictures = [photos[0], None, _portrait_cut(photos[0])]
+    seen: list[int] = []
+
+    def load(i: int) -> Image.Image | None:
+        seen.append(i)
+        return pictures[i]
+
+    out = kp.verify_pairs({(0, 1), (0, 2), (1, 2)}, load, cache_size=1)
+    assert set(out) == {(0, 2)} and out[(0, 2)].same
