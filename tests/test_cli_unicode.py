@@ -12,7 +12,8 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from heron import Heron, cli
+from heron import Heron
+from heron.interfaces.cli import app as cli
 from tests.conftest import require_data, run_cli
 
 pytestmark = pytest.mark.slow

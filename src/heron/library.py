@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -34,6 +34,7 @@ from heron.ingest import reindex
 from heron.ingest.pipeline import Indexer, IndexReport, ProgressCallback, drop_unreferenced
 from heron.models import registry
 from heron.models.encoder import Encoder, load_encoder
+from heron.models.registry import ModelInfo
 from heron.search.duplicates import DEFAULT_KINDS as DEFAULT_DUPLICATE_KINDS
 from heron.search.duplicates import DuplicateSet, find_duplicates
 from heron.search.engine import (
@@ -52,7 +53,6 @@ from heron.search.rerank import Reranker
 from heron.store.base import Store
 from heron.store.blobs import BlobStore
 from heron.store.filters import Field, Filter, parse_filter
-from heron.store.lance import AnnSettings, LanceStore
 from heron.understand.categories import Categoriser, parse_categories
 from heron.understand.ocr import OcrEngine
 from heron.understand.tags import TagError, normalize_tag, tag_column
@@ -60,6 +60,10 @@ from heron.understand.terms import unit_terms
 from heron.util.locks import exclusive_lock
 from heron.util.memory import release_freed_memory
 from heron.util.paths import absolute, stored_text
+
+if TYPE_CHECKING:
+    from heron.models.build.adapter import Head
+    from heron.store.lance import LanceStore
 
 ImageInput = str | Path | bytes | Image.Image
 EVAL_TEXT_CHUNK = 512  # text queries encoded per progress step
@@ -155,6 +159,8 @@ class Heron:
     def store(self) -> Store:
         with self._setup_lock:
             if self._store is None:
+                from heron.store.lance import AnnSettings, LanceStore  # lancedb: ~1.5 s to import
+
                 dim = self.catalog.get_meta("dim")
                 self._store = LanceStore(
                     self.settings.store_path,
@@ -561,6 +567,8 @@ class Heron:
                 "rerank=True needs a rerank_model setting (any `heron models list` name)"
             )
         if self._reranker_instance is None:
+            from heron.store.lance import AnnSettings, LanceStore
+
             encoder = load_encoder(
                 registry.resolve(name, progress=self._on_model_progress),
                 threads=self.settings.threads or None,
@@ -781,6 +789,66 @@ class Heron:
             on_progress(EvalProgress("encoding queries", done, len(queries)))
         return vectors
 
+    # ---- model management: static, so nothing (data dir, store, model) need be open
+
+    @staticmethod
+    def models() -> list[ModelInfo]:
+        """The models Heron knows: heron-lite's versions, the known hub models, and every bundle
+        in the models dir (`HERON_MODELS_DIR`), each with its status and path."""
+        return registry.list_models()
+
+    @staticmethod
+    def build_model(
+        name: str = registry.LITE,
+        *,
+        force: bool = False,
+        head: str | Path | None = None,
+        out_dir: str | Path | None = None,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> Path:
+        """Build a heron-lite version (`"heron-lite"`, the latest, or e.g. `"heron-lite@1.0"`)
+        into the models dir, once; with `force`, rebuild it even if present. Returns its path.
+
+        With `head` (an adapter head from `train_adapter`), build heron-lite with that head into
+        `out_dir` instead (required then; `name` and `force` do not apply). Needs the `build`
+        extra; without it a `ModelUnavailableError` says what to install.
+        """
+        if head is not None:
+            if out_dir is None:
+                raise ValueError("building with a head needs out_dir (the bundle directory)")
+            return registry.build_with_head(Path(head), Path(out_dir), progress=on_progress)
+        return registry.build(name, force=force, progress=on_progress)
+
+    @staticmethod
+    def pull_model(name: str, on_progress: Callable[[str], None] | None = None) -> Path:
+        """Download a CLIP-family ONNX bundle (`"org/repo"`, e.g.
+        `"immich-app/ViT-B-32__openai"`) from the Hugging Face hub into the models dir; returns
+        its path. Honours `HF_ENDPOINT` and `HF_HUB_OFFLINE`."""
+        return registry.pull(name, progress=on_progress)
+
+    @staticmethod
+    def train_adapter(
+        captions: str | Path,
+        images: str | Path,
+        out_path: str | Path,
+        *,
+        lang: str = "en",
+        on_progress: Callable[[str], None] | None = None,
+    ) -> Head:
+        """Train the LiT head that maps image features into the text space on your captions and
+        write it to `out_path` (`.npz`); returns it. Then `build_model(head=out_path,
+        out_dir=...)` and open a `Heron` with `model=` that directory.
+
+        `captions` is JSONL, one `{"image", "split"?, LANG: [captions]}` per line, the image
+        names relative to `images`; records with `"split": "val"` are held out for early
+        stopping (else a share of the images). Needs the `build` extra (torch).
+        """
+        from heron.models.build import adapter  # build time only: never imported to run
+
+        return adapter.train_adapter_from_jsonl(
+            Path(captions), Path(images), Path(out_path), lang=lang, progress=on_progress
+        )
+
 
 @dataclass(frozen=True)
 class EvalProgress:
@@ -842,4 +910,13 @@ def _tree_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-__all__ = ["INDEXED", "Heron", "IndexReport", "QueryWarning", "SearchHit", "Stats", "Unit"]
+__all__ = [
+    "INDEXED",
+    "Heron",
+    "IndexReport",
+    "ModelInfo",
+    "QueryWarning",
+    "SearchHit",
+    "Stats",
+    "Unit",
+]

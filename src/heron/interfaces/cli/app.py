@@ -755,9 +755,9 @@ def shell() -> None:
 @models_app.command("list")
 def models_list(as_json: JsonOption = False) -> None:
     """Models Heron knows: built-in, local bundles, and hub models it can download."""
-    from heron.models import registry
+    from heron.library import Heron
 
-    infos = registry.list_models()
+    infos = Heron.models()
     if as_json:
         _print_json([info.to_dict() for info in infos])
         return
@@ -790,7 +790,7 @@ def models_build(
     ] = None,
 ) -> None:
     """Build the offline model bundle from weights shipped in Python packages."""
-    from heron.models import registry
+    from heron.library import Heron
 
     def say(message: str) -> None:
         err.print(f"[dim]{message}[/dim]")
@@ -799,9 +799,9 @@ def models_build(
         if head is not None:
             if out_dir is None:
                 raise typer.BadParameter("--head needs --out DIR (then search with --model DIR)")
-            path = registry.build_with_head(head, out_dir, progress=say)
+            path = Heron.build_model(head=head, out_dir=out_dir, on_progress=say)
         else:
-            path = registry.build(name, force=force, progress=say)
+            path = Heron.build_model(name, force=force, on_progress=say)
         out.print(f"built {name} at {path}")
 
 
@@ -810,10 +810,10 @@ def models_pull(
     name: Annotated[str, typer.Argument(help="Hub repo, e.g. immich-app/ViT-B-32__openai")],
 ) -> None:
     """Download a CLIP-family ONNX bundle from the Hugging Face hub (honours HF_ENDPOINT)."""
-    from heron.models import registry
+    from heron.library import Heron
 
     with _errors():
-        path = registry.pull(name, progress=lambda m: err.print(f"[dim]{m}[/dim]"))
+        path = Heron.pull_model(name, on_progress=lambda m: err.print(f"[dim]{m}[/dim]"))
         out.print(f"pulled {name} to {path}")
 
 
@@ -829,12 +829,13 @@ def adapter_train(
     Records with "split": "val" are held out for early stopping (else a share of the images).
     Then: heron models build --head HEAD --out DIR, and index/search with --model DIR.
     """
-    with _errors():
-        from heron.models.build import adapter
+    from heron.library import Heron
 
-        adapter.train_adapter_from_jsonl(
-            captions, images, out_path, lang=lang, progress=lambda m: err.print(f"[dim]{m}[/dim]")
-        )
+    def say(message: str) -> None:
+        err.print(f"[dim]{message}[/dim]")
+
+    with _errors():
+        Heron.train_adapter(captions, images, out_path, lang=lang, on_progress=say)
         out.print(f"trained head written to {out_path}")
 
 
