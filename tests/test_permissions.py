@@ -99,3 +99,43 @@ def test_counts_stats_duplicates_and_the_map_hold_only_the_callers_units(api: di
     team_names = {p.name for p in api["team"].iterdir()}
     labels = {point.get("source") or point.get("name") for point in team_map["points"]}
     assert labels <= team_names
+
+
+@pytest.fixture()
+def browser(api: dict) -> Iterator[TestClient]:
+    """The shared client as a browser: cookies it is given are sent back, then forgotten."""
+    client = api["client"]
+    client.cookies.clear()
+    yield client
+    client.cookies.clear()
+
+
+def test_a_session_cookie_signs_picture_urls_for_the_web_page(api: dict, browser) -> None:
+    started = browser.post("/v1/session", headers=_as(api, "finance"))
+    assert started.status_code == 200 and started.json()["role"] == "viewer"
+    cookie = started.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert api["keys"]["finance"] not in started.text  # the answer never echoes the secret
+    hits = browser.post("/v1/search", json={"query": "people", "k": 3, "min_relevance": 0},
+                        headers={"X-Heron-Client": "web"}).json()["hits"]  # fmt: skip
+    assert hits and all(hit["source"] in {p.name for p in api["finance"].iterdir()} for hit in hits)
+    thumb = browser.get(f"/v1/items/{hits[0]['id']}/thumbnail")  # as an <img> asks: no headers
+    assert thumb.status_code == 200 and thumb.headers["content-type"].startswith("image/")
+    assert browser.get("/v1/session").json()["key"]
+    ended = browser.delete("/v1/session")
+    assert ended.status_code == 200
+    assert browser.get(f"/v1/items/{hits[0]['id']}/thumbnail").status_code == 401
+
+
+def test_a_cookie_alone_may_not_change_anything(api: dict, browser) -> None:
+    """Another site can make the browser send the cookie, never a custom header."""
+    assert browser.post("/v1/session", headers=_as(api, "team")).status_code == 200
+    refused = browser.post("/v1/search", json={"query": "dog"})
+    assert refused.status_code == 403 and "X-Heron-Client" in refused.json()["error"]["message"]
+    assert browser.get("/v1/stats").status_code == 200  # reading by cookie is fine
+
+
+def test_a_cookie_of_an_unknown_key_is_refused(api: dict, browser) -> None:
+    browser.cookies.set("heron_session", "hk_not-a-key")
+    assert browser.get("/v1/stats").status_code == 401
+    assert browser.delete("/v1/session").status_code == 200  # and can still be cleared

@@ -26,7 +26,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 uvicorn = pytest.importorskip("uvicorn")
 
 from heron.config import Settings  # noqa: E402
-from heron.interfaces.rest import create_app  # noqa: E402
+from heron.interfaces.rest import ApiConfig, create_app  # noqa: E402
 from heron.library import Heron  # noqa: E402
 
 PHOTOS = 12
@@ -68,7 +68,10 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(library: dict) -> Iterator[str]:
-    app = create_app(settings=Settings.load(data_dir=library["data_dir"]))
+    yield from _serve(create_app(settings=Settings.load(data_dir=library["data_dir"])))
+
+
+def _serve(app: object) -> Iterator[str]:
     port = _free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     running = uvicorn.Server(config)
@@ -309,3 +312,48 @@ def test_indexing_view_uploads_and_shows_progress(page) -> None:  # last: it add
     assert page.evaluate("document.getElementById('job-progress').value") == 1
     assert spare.name in page.inner_text("#job-files")
     assert "done" in page.inner_text("#job-status")
+
+
+@pytest.fixture(scope="module")
+def keyed_server(library: dict) -> Iterator[tuple[str, str]]:
+    """The same library served as beyond loopback: every request needs a key."""
+    with Heron(library["data_dir"]) as heron:
+        _, secret = heron.keys.create("viewer", "web-test")
+    settings = Settings.load(data_dir=library["data_dir"])
+    app = create_app(settings=settings, config=ApiConfig(require_keys=True, rate_per_minute=0))
+    for url in _serve(app):
+        yield url, secret
+
+
+def test_a_key_signs_the_page_in_and_its_pictures_load(browser, keyed_server, library) -> None:
+    url, secret = keyed_server
+    context = browser.new_context(locale="en-US", base_url=url)
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    try:
+        tab.goto("/")
+        tab.wait_for_selector("body[data-ready='1']")
+        tab.fill("#q", "a dog")
+        tab.press("#q", "Enter")
+        tab.wait_for_function(
+            "() => /API key/i.test(document.getElementById('status').textContent)"
+        )
+        tab.click("nav button[data-view='memory']")
+        tab.click("details.key summary")
+        tab.fill("#api-key", secret)
+        tab.press("#api-key", "Tab")  # `change` fires: the page signs in
+        tab.wait_for_function(
+            "() => document.getElementById('key-status').textContent.includes('viewer')"
+        )
+        assert tab.evaluate("localStorage.getItem('heron.key')") is None  # never kept by the page
+        cookies = context.cookies()
+        assert [c["httpOnly"] for c in cookies if c["name"] == "heron_session"] == [True]
+        tab.click("nav button[data-view='search']")
+        found = search(tab, library["records"][1]["en"][0])
+        image = found[0].query_selector("img")
+        image.scroll_into_view_if_needed()
+        tab.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=image)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        tab.screenshot(path=str(ARTIFACTS / "test_keyed_page.png"), full_page=True)
+    finally:
+        context.close()

@@ -56,7 +56,7 @@ SECRET_BYTES = 32
 LAST_USED_EVERY_S = 60.0  # `last_used_at` is written at most this often per key (a write a search)
 
 # What each role may do; an admin may do everything.
-_VIEWER_ACTIONS = frozenset({"search", "read", "stats", "duplicates"})
+_VIEWER_ACTIONS = frozenset({"session", "search", "read", "stats", "duplicates"})
 _EDITOR_ACTIONS = _VIEWER_ACTIONS | {"upload", "delete"}
 _ADMIN_ACTIONS = _EDITOR_ACTIONS | {"keys", "audit"}
 ROLE_ACTIONS: Mapping[str, frozenset[str]] = {

@@ -36,7 +36,14 @@ from heron.catalog.keys import KeyRing, KeyRingError, Principal
 from heron.config import Settings
 from heron.errors import USER_ERRORS
 from heron.interfaces.rest import uploads
-from heron.interfaces.rest.auth import Authenticator, AuthMiddleware, RateLimiter, principal_of
+from heron.interfaces.rest.auth import (
+    SESSION_COOKIE,
+    Authenticator,
+    AuthMiddleware,
+    RateLimiter,
+    principal_of,
+    secret_of,
+)
 from heron.interfaces.rest.errors import ApiError, classify, error_body, install_error_handler
 from heron.interfaces.rest.insight import insight_router
 from heron.interfaces.rest.jobs import Job, JobManager, remove_job_folder
@@ -88,6 +95,7 @@ class ApiConfig:
     require_keys: bool | None = None
     rate_per_minute: float = 600.0  # requests per key per minute, on average (0: no limit)
     rate_burst: int = 60  # requests per key at once, above the average
+    session_max_age_s: int = 12 * 3600  # how long the web page's session cookie lasts
 
 
 class _State:
@@ -274,6 +282,29 @@ def _allowed(action: str) -> Any:
 # a role refused one of these is audited too, as this action
 _AUDITED_REFUSALS = {"upload": "upload", "delete": "delete", "keys": "admin", "audit": "admin"}
 
+
+def _anyone(action: str) -> Any:
+    """A route anyone may call (it reveals and changes nothing of the library)."""
+
+    def dependency(request: Request) -> Principal | None:
+        return getattr(request.state, "principal", None)
+
+    dependency.heron_action = action  # type: ignore[attr-defined]
+    return Depends(dependency)
+
+
+def _principal_body(principal: Principal, state: _State) -> dict[str, Any]:
+    return {
+        "signed_in": state.auth.required,
+        "key": principal.key_id,
+        "label": principal.label,
+        "role": principal.role,
+        "labels": list(principal.labels),
+    }
+
+
+CanUseSession = Annotated[Principal, _allowed("session")]
+AnyoneMayEndSession = Annotated[Principal | None, _anyone("end_session")]
 CanSearch = Annotated[Principal, _allowed("search")]
 CanRead = Annotated[Principal, _allowed("read")]
 CanSeeStats = Annotated[Principal, _allowed("stats")]
@@ -302,6 +333,38 @@ def _routes(app: FastAPI, state: _State) -> None:
             message = state.hide(f"{type(exc).__name__}: {exc}")
             return JSONResponse(error_body("not_ready", message), status_code=503)
         return JSONResponse({"status": "ready", **found})
+
+    @app.get("/v1/session", tags=["session"])
+    def who_am_i(principal: CanUseSession) -> dict[str, Any]:
+        """The key this request is signed by (header or session cookie): id, role, labels."""
+        return _principal_body(principal, state)
+
+    @app.post("/v1/session", tags=["session"])
+    def start_session(request: Request, principal: CanUseSession) -> JSONResponse:
+        """Sign the browser in: the key sent as `Authorization: Bearer` (or `X-API-Key`) is
+        kept in an HttpOnly, SameSite=Strict cookie, so that pictures and video the page
+        loads by URL are signed too. Where no key is required there is nothing to keep."""
+        response = JSONResponse(_principal_body(principal, state))
+        secret = secret_of({k.lower(): v for k, v in request.headers.items()})
+        if state.auth.required and secret is not None:
+            response.set_cookie(
+                SESSION_COOKIE,
+                secret,
+                max_age=config.session_max_age_s,
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+                path="/",
+            )
+        return response
+
+    @app.delete("/v1/session", tags=["session"])
+    def end_session(principal: AnyoneMayEndSession) -> JSONResponse:
+        """Sign the browser out: the session cookie is cleared (no key needed, so that a
+        revoked key's cookie can go too)."""
+        response = JSONResponse({"signed_in": False})
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+        return response
 
     @app.post("/v1/search", response_model=SearchResponse, tags=["search"])
     def search(body: SearchRequest, principal: CanSearch) -> dict[str, Any]:

@@ -1,6 +1,10 @@
 """Who is asking: API keys on requests, roles per route, a rate limit per key.
 
-A request names its key as `Authorization: Bearer hk_...` or `X-API-Key: hk_...`. When the
+A request names its key as `Authorization: Bearer hk_...` or `X-API-Key: hk_...`, or carries
+the session cookie `POST /v1/session` set (so that the web page's `<img>` and `<video>`, which
+send no headers, load where keys are required). A request whose key came from the cookie and
+that changes anything (not GET/HEAD) must also send `X-Heron-Client` (any value): another site
+can make a browser send the cookie, never a custom header (besides SameSite=Strict). When the
 server requires keys (it listens beyond loopback, or `ApiConfig.require_keys=True`) a missing or
 unknown key is 401, a role without the route's action 403, and a key over its rate 429 with
 `Retry-After`; otherwise every request is the anonymous local admin (`LOCAL_ADMIN`).
@@ -12,6 +16,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
+from http.cookies import CookieError, SimpleCookie
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -22,13 +27,27 @@ from heron.catalog.keys import LOCAL_ADMIN, KeyRing, Principal
 from heron.errors import USER_ERRORS
 from heron.interfaces.rest.errors import ApiError, classify, error_body
 
-__all__ = ["AuthMiddleware", "Authenticator", "RateLimiter", "principal_of", "secret_of"]
+__all__ = [
+    "CLIENT_HEADER",
+    "SESSION_COOKIE",
+    "AuthMiddleware",
+    "Authenticator",
+    "RateLimiter",
+    "principal_of",
+    "secret_of",
+    "session_secret",
+]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="heron"'}
 
 
+SESSION_COOKIE = "heron_session"
+CLIENT_HEADER = "x-heron-client"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def secret_of(headers: Mapping[str, str]) -> str | None:
-    """The key a request carries: `Authorization: Bearer ...`, else `X-API-Key`."""
+    """The key a request carries in a header: `Authorization: Bearer ...`, else `X-API-Key`."""
     given = headers.get("authorization")
     if given:
         scheme, _, value = given.strip().partition(" ")
@@ -36,6 +55,22 @@ def secret_of(headers: Mapping[str, str]) -> str | None:
             return value.strip()
     value = headers.get("x-api-key")
     return value.strip() if value and value.strip() else None
+
+
+def session_secret(headers: Mapping[str, str]) -> str | None:
+    """The key in the session cookie, if any."""
+    raw = headers.get("cookie")
+    if not raw:
+        return None
+    jar = SimpleCookie()
+    try:
+        jar.load(raw)
+    except CookieError:
+        return None
+    morsel = jar.get(SESSION_COOKIE)
+    if morsel is None or not morsel.value.strip():
+        return None
+    return morsel.value.strip()
 
 
 class RateLimiter:
@@ -71,10 +106,23 @@ class Authenticator:
         self.required = required
         self.limiter = limiter
 
-    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+    def authenticate(self, headers: Mapping[str, str], method: str = "GET") -> Principal:
         if not self.required:
             return LOCAL_ADMIN
         secret = secret_of(headers)
+        if secret is None:
+            secret = session_secret(headers)
+            if (
+                secret is not None
+                and method not in _SAFE_METHODS
+                and not headers.get(CLIENT_HEADER)
+            ):
+                raise ApiError(
+                    403,
+                    "forbidden",
+                    "a request signed by the session cookie that changes anything must send "
+                    "the X-Heron-Client header (or the key itself as Authorization: Bearer)",
+                )
         if secret is None:
             raise ApiError(
                 401,
@@ -119,7 +167,7 @@ class AuthMiddleware:
         self.hide = hide
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _guarded(scope.get("path", "")):
+        if scope["type"] != "http" or not _guarded(scope.get("path", "")) or ending_session(scope):
             await self.app(scope, receive, send)
             return
         headers = {
@@ -127,7 +175,8 @@ class AuthMiddleware:
             for name, value in scope.get("headers") or []
         }
         try:  # a key lookup opens the catalog (and the first, the whole Heron): off the loop
-            principal = await run_in_threadpool(self.auth.authenticate, headers)
+            method = str(scope.get("method", "GET")).upper()
+            principal = await run_in_threadpool(self.auth.authenticate, headers, method)
         except ApiError as exc:
             body = error_body(exc.code, self.hide(exc.message), **exc.detail)
             await JSONResponse(body, exc.status, headers=exc.headers)(scope, receive, send)
@@ -146,6 +195,12 @@ PRINCIPAL = "principal"
 
 def _guarded(path: str) -> bool:
     return path == "/v1" or path.startswith("/v1/")
+
+
+def ending_session(scope: Scope) -> bool:
+    """`DELETE /v1/session` clears the cookie without a key check: a revoked key's cookie
+    must still be removable."""
+    return scope.get("method") == "DELETE" and scope.get("path") == "/v1/session"
 
 
 def principal_of(request: Request, auth: Authenticator, action: str) -> Principal:

@@ -7,9 +7,49 @@ const PAGE = 40;
 const state = { image: null, imageUrl: null, seq: 0, words: [], vocabulary: null, mapQuery: null };
 
 // ------------------------------------------------------------------------------------ api
+// A key is never kept by the page: POST /v1/session puts it in an HttpOnly cookie, which
+// signs fetches and the <img>/<video> URLs alike. X-Heron-Client proves a request is ours.
 function headers(extra = {}) {
-  const key = localStorage.getItem("heron.key");
-  return key ? { ...extra, Authorization: `Bearer ${key}` } : extra;
+  return { "X-Heron-Client": "web", ...extra };
+}
+
+async function signIn(key) {
+  const response = await fetch("/v1/session", {
+    method: "POST",
+    headers: headers({ Authorization: `Bearer ${key}` }),
+  });
+  const body = await response.json().catch(() => null);
+  if (!response.ok) throw new Error(body?.error?.message || `${response.status}`);
+  return body;
+}
+
+async function signOut() {
+  await fetch("/v1/session", { method: "DELETE", headers: headers() });
+}
+
+function showSession(body, error) {
+  const text = error ? error.message
+    : body && body.signed_in ? t("key.signedIn", { key: body.key, role: body.role })
+      : t("key.notNeeded");
+  $("key-status").textContent = text;
+}
+
+async function wireKey() {
+  const legacy = localStorage.getItem("heron.key");  // an earlier page kept it here
+  if (legacy) {
+    localStorage.removeItem("heron.key");
+    await signIn(legacy).catch(() => null);
+  }
+  fetch("/v1/session", { headers: headers() })
+    .then((r) => (r.ok ? r.json() : null)).then((body) => { if (body) showSession(body); })
+    .catch(() => null);
+  $("api-key").addEventListener("change", async () => {
+    const key = $("api-key").value.trim();
+    $("api-key").value = "";
+    try {
+      if (key) showSession(await signIn(key)); else { await signOut(); showSession(null); }
+    } catch (error) { showSession(null, error); }
+  });
 }
 
 async function api(path, options = {}) {
@@ -648,11 +688,7 @@ function init() {
   $("vec-form").addEventListener("submit", (event) => { event.preventDefault(); loadVectors(); });
   $("mem-n").addEventListener("input", renderMemory);
   $("mem-form").addEventListener("submit", (event) => { event.preventDefault(); renderMemory(); });
-  $("api-key").value = localStorage.getItem("heron.key") || "";
-  $("api-key").addEventListener("change", () => {
-    const key = $("api-key").value.trim();
-    if (key) localStorage.setItem("heron.key", key); else localStorage.removeItem("heron.key");
-  });
+  wireKey();
   wireDrop();
   loadVocabulary();
   window.addEventListener("hashchange", () => show(location.hash.slice(1)));
