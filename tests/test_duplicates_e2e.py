@@ -101,3 +101,25 @@ def test_the_wallpaper_set_groups_each_picture_and_nothing_across(
     assert together == within
     reasons = " ".join(i["reason"] for s in sets for i in s["others"])
     assert "cut differently" in reasons and "recoloured" in reasons
+
+
+def test_keyframes_of_one_video_are_not_copies_but_a_re_encoded_clip_is(
+    heron_lite: Path, tmp_path: Path
+) -> None:
+    """The keyframes of one video share its file's hash, which must not make them exact
+    copies; the pristine and distorted encodings of one clip hold the same frames."""
+    folder = require_data("video")
+    run_cli("index", str(folder), data_dir=tmp_path)
+    sets = run_json("duplicates", "--kind", "frame", data_dir=tmp_path)
+    assert sets, "the distorted clip's frames match the pristine clip's"
+    for found in sets:
+        items = [found["keep"], *found["others"]]
+        assert all(i["reason"] != "the same bytes" for i in found["others"])
+        files = {Path(i["path"]).name for i in items}
+        assert not {"bigbuckbunny.mp4", "cockatoo.mp4"} & files or len(items) < 4, files
+    across = [s for s in sets if len({Path(i["path"]).name for i in [s["keep"], *s["others"]]}) > 1]
+    assert across and all(
+        {Path(i["path"]).name for i in [s["keep"], *s["others"]]}
+        <= {"carphone_pristine.mp4", "carphone_distorted.mp4"}
+        for s in across
+    )

@@ -122,3 +122,41 @@ def test_verify_pairs_skips_unreadable_pictures(photos: list[Image.Image]) -> No
 
     out = kp.verify_pairs({(0, 1), (0, 2), (1, 2)}, load, cache_size=1)
     assert set(out) == {(0, 2)} and out[(0, 2)].same
+
+
+def test_a_moved_subject_vetoes_what_the_hashes_passed(photos: list[Image.Image]) -> None:
+    vetoed = 0
+    for photo in photos:
+        m = kp.same_picture(_features(photo), _features(_moved_subject(photo)))
+        vetoed += kp.moved_subject(m)
+    assert vetoed >= len(photos) - 1
+
+
+def test_edited_copies_are_never_vetoed(photos: list[Image.Image]) -> None:
+    edits = (
+        lambda im: im.resize((im.width // 2, im.height // 2), Image.LANCZOS),
+        lambda im: ImageOps.crop(im, border=im.width // 20),
+        lambda im: ImageOps.grayscale(im).convert("RGB"),
+        lambda im: im.rotate(90, expand=True),
+    )
+    for photo in photos:
+        for edit in edits:
+            m = kp.same_picture(_features(photo), _features(edit(photo)))
+            assert not kp.moved_subject(m), m
+
+
+def test_the_second_look_adds_cuts_and_drops_bursts(photos: list[Image.Image]) -> None:
+    from heron.understand.neardup import Candidate, fingerprint
+
+    photo = photos[0]
+    pictures = [photo, _portrait_cut(photo), _moved_subject(photo), photos[1]]
+    vector = np.ones(8, np.float32)  # all neighbours: the pixels decide
+    cands = [
+        Candidate(str(i), fingerprint(p), p.width, p.height, vector=vector + 0.01 * i)
+        for i, p in enumerate(pictures)
+    ]
+    look = kp.second_look(lambda c: pictures[int(c.id)])
+    verdicts = look(cands, {(0, 2)})  # as if the hashes had passed the burst
+    assert verdicts[(0, 1)][0] is True and "cut differently" in verdicts[(0, 1)][1]
+    assert verdicts[(0, 2)][0] is False and "moved" in verdicts[(0, 2)][1]
+    assert (0, 3) not in verdicts or verdicts[(0, 3)][0] is False

@@ -91,7 +91,7 @@ def find_duplicates(
     grouped: set[str] = set()
     look = None
     if local_features and keypoints.available():
-        look = _second_look(thumbnails_dir, progress)
+        look = keypoints.second_look(lambda c: _pixels(c, thumbnails_dir), progress)
     for group in group_duplicates(candidates, progress=progress, second_look=look):
         grouped.update(group.members)
         keep_row = by_id[group.keep]
@@ -110,27 +110,6 @@ def find_duplicates(
             sets.append(DuplicateSet("exact", _file(row, unit_paths[0]), others))
     sets.sort(key=lambda s: (-len(s.others), s.keep.path))
     return sets
-
-
-def _second_look(
-    thumbnails_dir: Path, progress: Callable[[int, int], None] | None
-) -> Callable[[list[Candidate], set[tuple[int, int]]], dict[tuple[int, int], str]]:
-    """Local features (`heron.understand.keypoints`) for what the hashes cannot see: each
-    picture and its nearest neighbours by the model's vectors, from the original (or the
-    thumbnail where it cannot be read)."""
-
-    def look(found: list[Candidate], same: set[tuple[int, int]]) -> dict[tuple[int, int], str]:
-        with_vectors = [i for i, c in enumerate(found) if c.vector is not None]
-        if len(with_vectors) < 2:
-            return {}
-        near = keypoints.neighbour_pairs(np.stack([found[i].vector for i in with_vectors]))
-        pairs = {(with_vectors[a], with_vectors[b]) for a, b in near} - same
-        verdicts = keypoints.verify_pairs(
-            pairs, lambda i: _pixels(found[i], thumbnails_dir), progress
-        )
-        return {pair: m.reason for pair, m in verdicts.items() if m.same}
-
-    return look
 
 
 def _pixels(candidate: Candidate, thumbnails_dir: Path) -> Image.Image | None:
@@ -177,6 +156,9 @@ def _hit_candidate(hit: StoreHit) -> Candidate | None:
 
 
 def _candidate(row: dict[str, Any]) -> Candidate:
+    # Equal `source` means an exact copy only for a whole-file unit: the keyframes of one video
+    # (the pages of one PDF, its figures) share their file's hash and are different pictures.
+    whole_file = row.get("kind", "image") == "image"
     return Candidate(
         id=row["id"],
         fingerprint=str(row["fingerprint"]),
@@ -184,7 +166,7 @@ def _candidate(row: dict[str, Any]) -> Candidate:
         height=int(row.get("height") or 0),
         bytes=int(row.get("bytes") or 0),
         taken_at=row.get("taken_at"),
-        source=str(row.get("source") or row["id"]),
+        source=str(row.get("source") or row["id"]) if whole_file else str(row["id"]),
         path=str(row.get("path") or ""),
         vector=None if row.get("vector") is None else np.asarray(row["vector"], np.float32),
         thumbnail=str(row.get("thumbnail") or ""),

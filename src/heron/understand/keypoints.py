@@ -37,12 +37,16 @@ features per picture at 768 px, ~1 ms a pair.
 from __future__ import annotations
 
 import math
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+
+from heron.understand.neardup import Candidate, SecondLook
 
 try:
     import cv2
@@ -62,8 +66,10 @@ __all__ = [
     "LocalMatch",
     "available",
     "local_features",
+    "moved_subject",
     "neighbour_pairs",
     "same_picture",
+    "second_look",
     "verify_pairs",
 ]
 
@@ -76,6 +82,8 @@ MAX_LOCAL_DIFFERENCE = 0.1  # ... with at most this share of edge energy in cell
 LOCAL_DROP = 0.4  # that agree this much less than the median cell (a moved subject)
 MIN_REFRAMED = 0.2  # and cut differently (1 - overlap / larger frame at least this)
 MIN_RECOLOURED = 0.08  # or recoloured (median colour difference at least this)
+MIN_VETO_INLIERS = 15  # a pair the hashes passed, in one geometry this well attested,
+MAX_COPY_LOCAL_DIFFERENCE = 0.05  # is a moved subject above this local difference
 MIN_COSINE = 0.55  # embedding cosine below which a pair is not looked at
 NEIGHBOURS = 6  # nearest neighbours per picture looked at
 _MAX_FEATURES = 2000
@@ -309,30 +317,79 @@ def verify_pairs(
     pairs: Iterable[tuple[int, int]],
     load: Callable[[int], Image.Image | None],
     progress: Callable[[int, int], None] | None = None,
-    cache_size: int = 256,
+    cache_size: int = 1024,
+    workers: int | None = None,
 ) -> dict[tuple[int, int], LocalMatch]:
     """`same_picture` for each pair (i, j); `load(i)` gives picture i (None when it cannot be
-    read: its pairs are left out). Features are kept for the `cache_size` pictures used last
-    (~0.4 MB each); pairs go in order of i, so most of i's partners are made once."""
+    read: its pairs are left out). Pairs go in order of i, in chunks whose pictures' features
+    are made in parallel (`workers` threads: OpenCV and Pillow release the GIL) and kept for the
+    `cache_size` pictures used last (~0.4 MB each), so most pictures are read once."""
     todo: Sequence[tuple[int, int]] = sorted(pairs)
     features: OrderedDict[int, LocalFeatures | None] = OrderedDict()
+    chunk = max(1, cache_size // 4)
 
-    def of(i: int) -> LocalFeatures | None:
-        if i in features:
-            features.move_to_end(i)
-            return features[i]
+    def make(i: int) -> LocalFeatures | None:
         image = load(i)
-        made = local_features(image) if image is not None else None
-        features[i] = made
-        if len(features) > cache_size:
-            features.popitem(last=False)
-        return made
+        return local_features(image) if image is not None else None
 
     out: dict[tuple[int, int], LocalMatch] = {}
-    for done, (i, j) in enumerate(todo, 1):
-        fa, fb = of(i), of(j)
-        if fa is not None and fb is not None:
-            out[(i, j)] = same_picture(fa, fb)
-        if progress is not None:
-            progress(done, len(todo))
+    threads = workers or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(threads, thread_name_prefix="heron-keypoints") as pool:
+        for start in range(0, len(todo), chunk):
+            part = todo[start : start + chunk]
+            wanted = sorted({i for pair in part for i in pair} - features.keys())
+            for i, made in zip(wanted, pool.map(make, wanted), strict=True):
+                features[i] = made
+            for i in {i for pair in part for i in pair}:
+                features.move_to_end(i)
+            ready = [(i, j) for i, j in part if features[i] is not None and features[j] is not None]
+            matches = pool.map(lambda p: same_picture(features[p[0]], features[p[1]]), ready)
+            out.update(zip(ready, matches, strict=True))
+            while len(features) > cache_size:
+                features.popitem(last=False)
+            if progress is not None:
+                progress(start + len(part), len(todo))
     return out
+
+
+def moved_subject(m: LocalMatch) -> bool:
+    """A pair in one geometry and one palette whose edges agree except in a region: a subject
+    that moved between two frames (a burst, keyframes of one shot), not a copy. Edited copies
+    (resized, recompressed, cropped, brightened, greyed, blurred, turned) stay at most 0.02
+    here; a recoloured variant's edges differ everywhere a little, so it is never vetoed."""
+    return (
+        m.inliers >= MIN_VETO_INLIERS
+        and m.agreement >= MIN_AGREEMENT
+        and m.recoloured < MIN_RECOLOURED
+        and m.local_difference > MAX_COPY_LOCAL_DIFFERENCE
+    )
+
+
+def second_look(
+    load: Callable[[Candidate], Image.Image | None],
+    progress: Callable[[int, int], None] | None = None,
+) -> SecondLook:
+    """The second look grouping takes (`heron.understand.neardup.SecondLook`): pairs the hashes
+    passed are dropped when a subject moved (`moved_subject`); each picture and its nearest
+    neighbours by their vectors are added when `same_picture` finds them cut differently or
+    recoloured. `load` gives a candidate's pixels (None when they cannot be read)."""
+
+    def look(
+        found: list[Candidate], same: set[tuple[int, int]]
+    ) -> dict[tuple[int, int], tuple[bool, str]]:
+        with_vectors = [i for i, c in enumerate(found) if c.vector is not None]
+        pairs = set(same)
+        if len(with_vectors) > 1:
+            near = neighbour_pairs(np.stack([found[i].vector for i in with_vectors]))
+            pairs |= {(with_vectors[a], with_vectors[b]) for a, b in near}
+        verdicts = verify_pairs(pairs, lambda i: load(found[i]), progress)
+        out: dict[tuple[int, int], tuple[bool, str]] = {}
+        for pair, m in verdicts.items():
+            if pair in same:
+                if moved_subject(m):
+                    out[pair] = (False, f"{m.inliers} keypoints agree but a subject moved")
+            elif m.same:
+                out[pair] = (True, m.reason)
+        return out
+
+    return look

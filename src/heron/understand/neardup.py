@@ -42,8 +42,8 @@ from `FAR_DISTANCE` on) with every quadrant agreeing at that alignment (`MIN_QUA
 moved subject, as between burst frames, breaks one). Thresholds were set on the pairs that
 Flickr8k's 7,000 photos pass the screen with and on edits of 300 val-split pictures; the bench
 measures on those same samples. Known limit: two burst frames whose subject moves less than a
-24x24 pixel can still match (1525153022 / 2637959357 in Flickr8k: detail 0.69, raw 0.96,
-quadrant 0.82 at distance 9, as high as a 10% crop scores). The embedding
+24x24 pixel can still match (keyframes of one shot do); the second look's local features catch
+most (`heron.understand.keypoints.moved_subject`). The embedding
 cosine is reported when both carry vectors, never used: edits move it more than scenes do.
 
 Grouping (`group_duplicates`): exact copies by `source`; then every picture's probe hashes
@@ -57,7 +57,8 @@ tilts of all its partners with one matrix product (BLAS held to one thread: thes
 small), ~0.5 ms a pair. Measured figures: bench/bench_duplicates.py.
 
 A `second_look` (`heron.understand.keypoints`, from the library's vectors and pixels) may add
-pairs the hashes cannot see: a portrait cut of a landscape, a recoloured variant.
+pairs the hashes cannot see (a portrait cut of a landscape, a recoloured variant) and drop
+pairs they passed whose subject moved (burst frames, keyframes of one shot).
 
 Groups are stars, not chains: the best copy (`keep`: most pixels, then
 bytes, then earliest taken, then path) of a connected component takes the pictures that match
@@ -702,10 +703,13 @@ def _screen(
     return pairs
 
 
-SecondLook = Callable[[list[Candidate], set[tuple[int, int]]], dict[tuple[int, int], str]]
-"""A second stage after the hashes: given the candidates and the pairs (i, j), i < j, already
-found the same, the further pairs it finds the same, with a reason (`heron.understand.keypoints`
-from the library's vectors and pixels)."""
+SecondLook = Callable[
+    [list[Candidate], set[tuple[int, int]]], dict[tuple[int, int], tuple[bool, str]]
+]
+"""A second stage after the hashes: given the candidates and the pairs (i, j), i < j, the
+hashes found the same, verdicts that overrule them: (True, reason) adds a pair the hashes
+cannot see (a portrait cut, a recolour), (False, reason) drops one they passed (a burst whose
+subject moved). `heron.understand.keypoints.second_look` is the built-in one."""
 
 
 def _near_pairs(
@@ -731,13 +735,17 @@ def _near_pairs(
                 same.setdefault(j, {})[i] = (d, reason)
     if second_look is not None and len(parsed) > 1:
         found = {(i, j) for i, row in same.items() for j in row if i < j}
-        extra = second_look(parsed, found)
-        if extra:
-            pairs = sorted(extra)
-            distances = _min_distances(_oriented(fps), np.asarray(pairs, np.intp)).tolist()
-            for (i, j), d in zip(pairs, distances, strict=True):
-                same.setdefault(i, {})[j] = (int(d), extra[(i, j)])
-                same.setdefault(j, {})[i] = (int(d), extra[(i, j)])
+        verdicts = second_look(parsed, found)
+        for (i, j), (ok, _) in verdicts.items():
+            if not ok and j in same.get(i, {}):
+                del same[i][j], same[j][i]
+        added = sorted(pair for pair, (ok, _) in verdicts.items() if ok and pair not in found)
+        if added:
+            distances = _min_distances(_oriented(fps), np.asarray(added, np.intp)).tolist()
+            for (i, j), d in zip(added, distances, strict=True):
+                same.setdefault(i, {})[j] = (int(d), verdicts[(i, j)][1])
+                same.setdefault(j, {})[i] = (int(d), verdicts[(i, j)][1])
+        same = {i: row for i, row in same.items() if row}
     return parsed, same
 
 
@@ -775,7 +783,8 @@ def group_duplicates(
     distinct source then goes through the screen (hash distance ≤ `threshold`, see the module
     docstring for its cost) and `compare`'s decision. `progress(done, total)` is called per block
     of the screen. Candidates whose fingerprint does not parse are left out of near grouping.
-    `second_look` adds pairs the hashes cannot see (a portrait cut, a recolour).
+    `second_look` adds pairs the hashes cannot see (a portrait cut, a recolour) and drops
+    pairs whose subject moved.
     """
     items = sorted(candidates, key=_rank_key)
     by_id = {c.id: c for c in items}
