@@ -408,7 +408,8 @@ class ImageExtractor:
         yield UnitDraft(
             kind="image",
             image=decoded.image,
-            text=" ".join(decoded.metadata.keywords),  # IPTC keywords: found by keyword search
+            # IPTC/XMP keywords and caption: found by keyword search
+            text=decoded.metadata.searchable_text(),
             width=decoded.width,
             height=decoded.height,
             format=decoded.format,
