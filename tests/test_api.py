@@ -129,8 +129,11 @@ def test_get_returns_a_typed_unit_with_every_path(library: dict) -> None:
     assert unit.bytes == first.stat().st_size
     assert unit.model.startswith("heron-lite@") and unit.model == hit.model
     assert isinstance(unit.indexed_at, datetime) and unit.indexed_at.tzinfo is not None
-    assert unit.thumbnail is not None and Path(unit.thumbnail).is_file()
-    with Image.open(unit.thumbnail) as thumb:
+    assert unit.thumbnail is not None and not Path(unit.thumbnail).is_absolute()  # a key
+    shown = heron.thumbnail_path(unit)
+    assert shown is not None and shown.is_relative_to(heron.settings.thumbnails_dir)
+    assert heron.thumbnail_path(hit) == shown
+    with Image.open(shown) as thumb:
         assert thumb.format == "WEBP" and max(thumb.size) <= 256
     assert unit.to_dict()["indexed_at"] == unit.indexed_at.isoformat()
     assert heron.get("0" * 32) is None
@@ -148,7 +151,7 @@ def test_delete_a_copy_keeps_the_unit_and_a_folder_drops_its_units(library: dict
 
     trip = sorted((folder / "trip").iterdir())
     trip_ids = {heron.search(image=p, k=1)[0].id for p in trip}
-    thumbnails = [heron.get(unit_id).thumbnail for unit_id in trip_ids]
+    thumbnails = [heron.thumbnail_path(heron.get(unit_id)) for unit_id in trip_ids]
     assert heron.delete([folder / "trip"]) == 2
     assert heron.count() == PHOTOS - 2
     assert all(heron.get(unit_id) is None for unit_id in trip_ids)

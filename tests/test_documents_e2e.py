@@ -80,7 +80,7 @@ def test_a_figure_caption_returns_the_figure_with_page_and_box(library: dict) ->
     assert pointer["page"] == 4
     x0, y0, x1, y1 = pointer["box"]
     assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1 and (x1 - x0) * (y1 - y0) > 0.02
-    assert figures[0]["thumbnail"] and Path(figures[0]["thumbnail"]).is_file()
+    assert figures[0]["thumbnail"] and Path(figures[0]["thumbnail_path"]).is_file()
 
 
 def test_a_sentence_from_the_chinese_manual_returns_its_page(library: dict) -> None:

@@ -44,3 +44,18 @@ def test_the_cli_lives_in_interfaces_and_heron_cli_is_its_alias() -> None:
 
     assert heron.interfaces.cli.app.app is heron.cli.app
     assert heron.interfaces.cli.app.main is heron.cli.main
+
+
+def test_every_public_name_is_exported_from_heron() -> None:
+    import heron
+
+    assert set(heron.__all__) - {"__version__"} == set(heron._EXPORTS)
+    for name in heron._EXPORTS:
+        value = getattr(heron, name)
+        assert name == "ImageInput" or value.__name__ == name
+    assert issubclass(heron.QueryError, heron.HeronError)
+    assert all(
+        issubclass(getattr(heron, n), heron.HeronError)
+        for n in heron._EXPORTS
+        if n.endswith("Error")
+    )

@@ -75,7 +75,7 @@ def test_reindex_rebuilds_beside_the_live_index_and_swaps(
         hits = heron.search(text="a dog on the grass", k=PHOTOS, min_relevance=0)
         assert {hit.path for hit in hits} == before
         assert all(hit.model == "tiny-new@0.1" for hit in hits)
-        assert all(Path(hit.thumbnail).exists() for hit in hits if hit.thumbnail)
+        assert all(heron.thumbnail_path(hit) for hit in hits if hit.thumbnail)
     assert searched_meanwhile and set(searched_meanwhile) == {3}
     assert not (data_dir / reindex.SHADOWS).exists()
     with Heron(data_dir, model=str(models["old"])) as old, pytest.raises(ModelMismatchError):

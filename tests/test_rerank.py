@@ -62,7 +62,7 @@ def test_scores_are_the_second_models_cosines_and_are_cached(library: dict) -> N
     hits = heron.search("people on a street", k=5, fusion=False, min_relevance=0)
     query = second.embed_texts(["people on a street"])[0]
     for hit in hits[:3]:
-        shown = hit.thumbnail or hit.path
+        shown = heron.thumbnail_path(hit)
         with Image.open(shown) as image:
             expected = float(second.embed_images([image.convert("RGB")])[0] @ query)
         assert hit.explain["rerank"]["score"] == pytest.approx(expected, abs=2e-3)

@@ -59,7 +59,7 @@ from heron.understand.tags import TagError, normalize_tag, tag_column
 from heron.understand.terms import unit_terms
 from heron.util.locks import exclusive_lock
 from heron.util.memory import release_freed_memory
-from heron.util.paths import absolute, stored_text
+from heron.util.paths import absolute, on_disk, stored_text
 
 if TYPE_CHECKING:
     from heron.models.build.adapter import Head
@@ -583,13 +583,27 @@ class Heron:
             )
         return self._reranker_instance
 
-    def _rerank_pixels(self, shown: str | None, kind: str) -> Image.Image | None:
+    def thumbnail_path(self, item: SearchHit | Unit) -> Path | None:
+        """The file that shows a hit or unit: its thumbnail, the original of a photo small
+        enough to have none, or None (a passage; a missing file)."""
+        if item.thumbnail:
+            shown = self.settings.thumbnails_dir / item.thumbnail
+            if not shown.resolve().is_relative_to(self.settings.thumbnails_dir.resolve()):
+                return None  # a key is a name inside the store, never a way out of it
+        elif item.kind == "image":
+            shown = Path(on_disk(item.path))
+        else:
+            return None
+        return shown if shown.is_file() else None
+
+    def _rerank_pixels(self, hit: SearchHit) -> Image.Image | None:
         """A unit's picture for the second model: its thumbnail, or a small original itself."""
-        if not shown:
+        shown = self.thumbnail_path(hit)
+        if shown is None:
             return None
         try:
-            if kind == "image" and not Path(shown).is_relative_to(self.settings.thumbnails_dir):
-                return decode_image(Path(shown), max_pixels=self.settings.max_image_pixels).image
+            if not hit.thumbnail:
+                return decode_image(shown, max_pixels=self.settings.max_image_pixels).image
             with Image.open(shown) as image:
                 return image.convert("RGB")
         except (OSError, SkipFile, ValueError):

@@ -77,7 +77,9 @@ class SearchHit:
     format: str
     model: str
     modified_at: datetime | None = None
-    thumbnail: str | None = None  # a WebP thumbnail, the original when small already, or None
+    # the key of its WebP thumbnail in the library's thumbnail store ("ab/abcd….webp"), or None:
+    # a small photo is shown as it is, a passage has no picture (`Heron.thumbnail_path`)
+    thumbnail: str | None = None
     paths: list[str] = field(default_factory=list)  # every indexed path of the unit's source
     excerpt: str = ""  # the start of the unit's searchable text
     locator: str = ""  # where in its source: "" (the whole file), "page=3", "t=42.000" ...
@@ -115,7 +117,7 @@ class Unit:
     text: str
     modified_at: datetime | None
     indexed_at: datetime | None
-    thumbnail: str | None
+    thumbnail: str | None  # its thumbnail's key, as `SearchHit.thumbnail`
     paths: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     locator: str = ""
@@ -440,10 +442,6 @@ class Searcher:
         path = paths[0] if paths else str(row["path"])
         kind = str(row["kind"])
         thumbnail: str | None = row.get("thumbnail") or None
-        if thumbnail is not None:
-            thumbnail = str(self.thumbnails_dir / thumbnail)
-        elif kind == "image":
-            thumbnail = path  # the original is small enough to be shown as it is
         return {
             "path": path,
             "paths": paths,

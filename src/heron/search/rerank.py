@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -25,7 +26,7 @@ from heron.models.encoder import Encoder
 from heron.search.engine import RRF_K, TEXT_KINDS
 from heron.store.base import Store, StoreError
 
-PixelLoader = Callable[[str | None, str], Image.Image | None]  # (thumbnail or path, kind)
+PixelLoader = Callable[[Any], Image.Image | None]  # a hit -> its picture (None: none)
 TextLoader = Callable[[list[str]], dict[str, str]]  # unit ids → their full text
 
 
@@ -104,7 +105,7 @@ class Reranker:
         pictures = []
         for hit in todo:
             if hit.kind not in TEXT_KINDS:
-                image = self.pixels(hit.thumbnail or hit.path, hit.kind)
+                image = self.pixels(hit)
                 if image is not None:
                     pictures.append((hit, image))
         if pictures:

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -32,6 +32,9 @@ from rich.table import Table
 from rich.text import Text
 
 from heron.util.paths import existing, stored_text
+
+if TYPE_CHECKING:  # imported when a command runs: `heron --help` stays fast
+    from heron import Heron, SearchHit, Unit
 
 app = typer.Typer(
     name="heron",
@@ -129,6 +132,12 @@ def _errors() -> Iterator[None]:
 def _plain(exc: Exception) -> str:
     """An error's message as printable text, shown as written (`[build]` is not markup)."""
     return escape(stored_text(str(exc)))
+
+
+def _with_picture(heron: Heron, item: SearchHit | Unit) -> dict[str, Any]:
+    """A hit or unit as JSON, with `thumbnail_path`: the file that shows it, for scripts."""
+    shown = heron.thumbnail_path(item)
+    return {**item.to_dict(), "thumbnail_path": stored_text(shown) if shown else None}
 
 
 def _print_json(data: Any) -> None:
@@ -406,7 +415,7 @@ def search(
                     "images": [stored_text(p) for p in image or []],
                     "took_ms": round(took_ms, 1),
                     "warnings": notes,
-                    "hits": [hit.to_dict() for hit in hits],
+                    "hits": [_with_picture(heron, hit) for hit in hits],
                 }
             )
             return
@@ -641,7 +650,7 @@ def get(unit_id: Annotated[str, typer.Argument(help="A hit's id.")]) -> None:
         if unit is None:
             err.print(f"[bold red]error:[/bold red] no unit with id {escape(unit_id)}")
             raise typer.Exit(1)
-        _print_json(unit.to_dict())
+        _print_json(_with_picture(heron, unit))
 
 
 @app.command()

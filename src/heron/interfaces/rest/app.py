@@ -568,16 +568,14 @@ def _upload(state: _State, instance: Heron, job_id: str, files: list[UploadFile]
 def _thumbnail(state: _State, item_id: str, principal: Principal) -> FileResponse:
     instance = state.heron()
     unit = _unit(state, item_id, principal)
-    if not unit.thumbnail:
+    if not unit.thumbnail and unit.kind != "image":
         raise ApiError(404, "no_thumbnail", f"item {item_id} ({unit.kind}) has no thumbnail")
-    shown = Path(unit.thumbnail)
-    if shown.is_relative_to(instance.settings.thumbnails_dir):
-        if not shown.is_file():
-            raise ApiError(404, "no_thumbnail", f"the thumbnail of {item_id} is missing")
-        return _file(shown, "image/webp", f"{item_id}.webp", inline=True)
-    if unit.thumbnail not in unit.paths:  # only ever a file the catalog lists for it
-        raise ApiError(404, "no_thumbnail", f"item {item_id} has no thumbnail")
-    return _source_file(unit)
+    if not unit.thumbnail:  # a small photo is its own thumbnail
+        return _source_file(unit)
+    shown = instance.thumbnail_path(unit)
+    if shown is None:
+        raise ApiError(404, "no_thumbnail", f"the thumbnail of {item_id} is missing")
+    return _file(shown, "image/webp", f"{item_id}.webp", inline=True)
 
 
 def _delete(state: _State, item_id: str, principal: Principal) -> dict[str, Any]:
@@ -758,9 +756,10 @@ def _mix_pairs(state: _State, expr: str, principal: Principal) -> list[tuple[str
         prefix, _, ident = token.partition(":")
         if prefix == "item" and ID_PATTERN.fullmatch(ident):
             unit = _unit(state, ident, principal)
-            if not unit.thumbnail:
+            shown = state.heron().thumbnail_path(unit)
+            if shown is None:
                 raise ApiError(400, "bad_query", f"item {ident} ({unit.kind}) has no picture")
-            pairs.append((Path(on_disk(unit.thumbnail)).read_bytes(), part.weight))
+            pairs.append((shown.read_bytes(), part.weight))
         elif prefix == "upload":
             limit = state.config.max_query_image_bytes
             pairs.append((_upload_picture(state, ident, limit), part.weight))

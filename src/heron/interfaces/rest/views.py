@@ -35,7 +35,7 @@ def scrubbed(value: Any) -> Any:
     return value
 
 
-def _urls(unit_id: str, thumbnail: str | None) -> dict[str, Any]:
+def _urls(unit_id: str, thumbnail: object) -> dict[str, Any]:
     return {
         "thumbnail_url": f"/v1/items/{unit_id}/thumbnail" if thumbnail else None,
         "content_url": f"/v1/items/{unit_id}/content",
@@ -59,7 +59,7 @@ def hit_view(hit: SearchHit, explain: bool = False) -> dict[str, Any]:
         "format": hit.format,
         "modified_at": hit.modified_at.isoformat() if hit.modified_at else None,
         "explain": scrubbed(hit.explain) if explain else None,
-        **_urls(hit.id, hit.thumbnail),
+        **_urls(hit.id, hit.thumbnail or hit.kind == "image"),
     }
 
 
@@ -82,7 +82,7 @@ def unit_view(unit: Unit) -> dict[str, Any]:
         "pointer": scrubbed(unit.pointer),
         "tags": scrubbed(unit.tags),
         "extra": scrubbed(unit.extra),
-        **_urls(unit.id, unit.thumbnail),
+        **_urls(unit.id, unit.thumbnail or unit.kind == "image"),
     }
 
 
