@@ -259,11 +259,16 @@ def _pairs_of(sets: list[DuplicateSet]) -> set[tuple[str, str]]:
     return out
 
 
+EDITED_ORIGINALS = 50  # Flickr8k val photos, each with every edit, indexed as one library
+
+
 def library_sets() -> dict[str, object]:
     """`Heron.duplicates` on indexed libraries (the model's vectors, the originals), with and
     without the local-feature second look, in the same run: the wallpaper set's pairwise
     precision and recall, keyframes of the shared videos (different moments of a shot are
-    similar shots; a pristine/distorted pair of one clip are copies) and Flickr8k val."""
+    similar shots; a pristine/distorted pair of one clip are copies), Flickr8k val, and a library
+    of `EDITED_ORIGINALS` val photos with every edit (recall per edit through the real
+    pipeline, with the model's vectors feeding the second look)."""
     out: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = DATA / "neardup"
@@ -283,6 +288,16 @@ def library_sets() -> dict[str, object]:
             if record["split"] == "val":
                 (val / record["image"]).symlink_to(DATA / "flickr8k" / "images" / record["image"])
         photos = _index(val, Path(tmp) / "val-data")
+        edits = Path(tmp) / "edits"
+        edits.mkdir()
+        names = sorted(p.name for p in val.iterdir())[:EDITED_ORIGINALS]
+        for n, name in enumerate(names):
+            with Image.open(val / name) as image:
+                original = image.convert("RGB")
+            original.save(edits / f"{n:03d}-original.png")
+            for kind in EDITS:
+                edited(original, kind, n).save(edits / f"{n:03d}-{kind}.jpg", quality=95)
+        edited_library = _index(edits, Path(tmp) / "edits-data")
         for label, local in (("hashes only", False), ("hashes + local features", True)):
             row: dict[str, object] = {}
             t = time.perf_counter()
@@ -305,8 +320,21 @@ def library_sets() -> dict[str, object]:
             t = time.perf_counter()
             row["flickr8k_val_pairs"] = len(_pairs_of(photos.duplicates(local_features=local)))
             row["flickr8k_val_s"] = round(time.perf_counter() - t, 2)
+            t = time.perf_counter()
+            found = _pairs_of(edited_library.duplicates(local_features=local))
+            row["edited_s"] = round(time.perf_counter() - t, 2)
+            row["edited_recall"] = {
+                kind: sum(
+                    (f"{n:03d}-{kind}.jpg", f"{n:03d}-original.png") in found
+                    or (f"{n:03d}-original.png", f"{n:03d}-{kind}.jpg") in found
+                    for n in range(len(names))
+                )
+                / len(names)
+                for kind in EDITS
+            }
+            row["edited_cross_pairs"] = sum(1 for a, b in found if a[:3] != b[:3])
             out[label] = row
-        for heron in (wallpapers, frames, photos):
+        for heron in (wallpapers, frames, photos, edited_library):
             heron.close()
     return out
 

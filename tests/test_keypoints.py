@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 from heron.understand import keypoints as kp
 from tests.conftest import require_data
@@ -90,9 +90,24 @@ def test_a_moved_subject_in_the_same_frame_is_left_to_the_thumbnails(
         assert not m.same, m
 
 
-def test_an_identical_copy_is_left_to_the_hashes(photos: list[Image.Image]) -> None:
-    m = kp.same_picture(_features(photos[0]), _features(ImageOps.exif_transpose(photos[0])))
+def test_the_same_pixels_are_the_same_picture_in_any_framing(photos: list[Image.Image]) -> None:
+    photo = photos[0]
+    w, h = photo.size
+    for copy in (photo.copy(), photo.crop((0, int(h * 0.12), w - int(w * 0.02), h))):
+        m = kp.same_picture(_features(photo), _features(copy))
+        assert m.same and m.agreement >= kp.MIN_EXACT_AGREEMENT, m
+
+
+def test_a_same_framing_pair_whose_edges_half_agree_is_left_to_the_thumbnails(
+    photos: list[Image.Image],
+) -> None:
+    """A heavy blur keeps the geometry but not the edges: not exact, not recut, not
+    recoloured, so the local check says nothing either way."""
+    blurred = photos[0].filter(ImageFilter.GaussianBlur(2))
+    m = kp.same_picture(_features(photos[0]), _features(blurred))
+    assert m.inliers >= 50 and kp.MIN_AGREEMENT <= m.agreement < kp.MIN_EXACT_AGREEMENT, m
     assert not m.same and "thumbnails decide" in m.reason
+    assert not kp.moved_subject(m)  # and it vetoes nothing: the blur is everywhere
 
 
 def test_a_flat_picture_has_too_few_keypoints() -> None:

@@ -19,7 +19,9 @@ hashes and thumbnails of `heron.understand.neardup` differ. Such a pair still sh
    which a change of brightness, contrast or palette leaves high (`MIN_AGREEMENT`). At most
    `MAX_LOCAL_DIFFERENCE` of the edge energy may lie in cells of a 6x6 grid that agree
    `LOCAL_DROP` less than the median cell: a moved subject.
-4. **Something the hashes could not see.** The pair must be cut differently (the overlap is at
+4. **Something the hashes could not see.** Edges that agree nearly everywhere
+   (`MIN_EXACT_AGREEMENT`, no region apart) are the same pixels, however cut (an uneven crop
+   the hashes miss). Otherwise the pair must be cut differently (the overlap is at
    most 1 - `MIN_REFRAMED` of the larger frame: a portrait strip of a landscape) or recoloured
    (median colour difference over the overlap at least `MIN_RECOLOURED`). Two pictures in the
    same framing and colours are left to the fingerprint's thumbnails, which compared exactly
@@ -80,6 +82,8 @@ MIN_COVERED = 0.5  # the share of one picture that must fall inside the other
 MIN_AGREEMENT = 0.5  # gradient-orientation cosine over the overlap
 MAX_LOCAL_DIFFERENCE = 0.1  # ... with at most this share of edge energy in cells of a 6x6 grid
 LOCAL_DROP = 0.4  # that agree this much less than the median cell (a moved subject)
+MIN_EXACT_AGREEMENT = 0.95  # edges this alike everywhere (a burst's reach 0.83 at most),
+MAX_EXACT_LOCAL_DIFFERENCE = 0.01  # with no region apart: the same pixels, whatever the cut
 MIN_REFRAMED = 0.2  # and cut differently (1 - overlap / larger frame at least this)
 MIN_RECOLOURED = 0.08  # or recoloured (median colour difference at least this)
 MIN_VETO_INLIERS = 15  # a pair the hashes passed, in one geometry this well attested,
@@ -275,11 +279,14 @@ def same_picture(a: LocalFeatures, b: LocalFeatures) -> LocalMatch:
     )
     if agreement < MIN_AGREEMENT or local > MAX_LOCAL_DIFFERENCE:
         same, reason = False, f"{found}: edges differ"
-    elif reframed < MIN_REFRAMED and recoloured < MIN_RECOLOURED:
-        same, reason = False, f"{found}, same framing and colours: the thumbnails decide"
+    elif recoloured >= MIN_RECOLOURED:
+        same, reason = True, f"{found}, recoloured"
+    elif reframed >= MIN_REFRAMED:
+        same, reason = True, f"{found}, cut differently"
+    elif agreement >= MIN_EXACT_AGREEMENT and local <= MAX_EXACT_LOCAL_DIFFERENCE:
+        same, reason = True, f"{found}, the same pixels"
     else:
-        how = "cut differently" if reframed >= MIN_REFRAMED else "recoloured"
-        same, reason = True, f"{found}, {how}"
+        same, reason = False, f"{found}, same framing and colours: the thumbnails decide"
     return LocalMatch(
         same, count, scale, covered, agreement, float(local), reframed, recoloured, reason
     )
