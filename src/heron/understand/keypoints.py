@@ -15,10 +15,12 @@ hashes and thumbnails of `heron.understand.neardup` differ. Such a pair still sh
    picture must lie mostly inside the other once mapped (`MIN_COVERED`). Repetitive textures
    give pairs that agree on a degenerate transform, which the next step rejects.
 3. **The same edges.** The finer picture is shrunk onto the coarser one and the orientation of
-   their grey gradients is compared over the overlap: the cosine between the gradient fields,
+   their grey gradients is compared over the overlap, less where either is flat (a turned
+   copy's filled corners, padding) and the rim of those: the cosine between the gradient fields,
    which a change of brightness, contrast or palette leaves high (`MIN_AGREEMENT`). At most
    `MAX_LOCAL_DIFFERENCE` of the edge energy may lie in cells of a 6x6 grid that agree
-   `LOCAL_DROP` less than the median cell: a moved subject.
+   `LOCAL_DROP` less than the median cell while both pictures have detail there
+   (`MIN_CELL_BALANCE`): a moved subject, not a turned copy's filled corner or a blur.
 4. **Something the hashes could not see.** Edges that agree nearly everywhere
    (`MIN_EXACT_AGREEMENT`, no region apart) are the same pixels, however cut (an uneven crop
    the hashes miss). Otherwise the pair must be cut differently (the overlap is at
@@ -82,17 +84,20 @@ MIN_COVERED = 0.5  # the share of one picture that must fall inside the other
 MIN_AGREEMENT = 0.5  # gradient-orientation cosine over the overlap
 MAX_LOCAL_DIFFERENCE = 0.1  # ... with at most this share of edge energy in cells of a 6x6 grid
 LOCAL_DROP = 0.4  # that agree this much less than the median cell (a moved subject)
+MIN_CELL_BALANCE = 0.25  # and where both pictures have detail (not a fill, pad or blur)
 MIN_EXACT_AGREEMENT = 0.95  # edges this alike everywhere (a burst's reach 0.83 at most),
 MAX_EXACT_LOCAL_DIFFERENCE = 0.01  # with no region apart: the same pixels, whatever the cut
 MIN_REFRAMED = 0.2  # and cut differently (1 - overlap / larger frame at least this)
 MIN_RECOLOURED = 0.08  # or recoloured (median colour difference at least this)
 MIN_VETO_INLIERS = 15  # a pair the hashes passed, in one geometry this well attested,
-MAX_COPY_LOCAL_DIFFERENCE = 0.05  # is a moved subject above this local difference
+MAX_COPY_LOCAL_DIFFERENCE = 0.05  # is a moved subject above this local difference,
+MAX_BURST_REFRAMED = 0.1  # when both frames are one frame (a padded or cut copy is no burst)
 MIN_COSINE = 0.55  # embedding cosine below which a pair is not looked at
 NEIGHBOURS = 6  # nearest neighbours per picture looked at
 _MAX_FEATURES = 2000
 _GRID = 6
 _COLOUR_SIDE = 96
+_FLAT_VARIANCE = 9.0  # grey-level variance over 5x5 below which a spot is flat
 _CONTRAST = 0.02  # half SIFT's default: flat-shaded art (low-poly wallpapers) has few strong blobs
 
 
@@ -167,11 +172,24 @@ def _gradients(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)
 
 
+def _flat(grey: np.ndarray) -> np.ndarray:
+    """Where a picture is flat (a turned copy's filled corners, padding, clipped sky), with a
+    margin: its boundary is an edge the other picture never has, which says nothing."""
+    pixels = grey.astype(np.float32)
+    mean = cv2.blur(pixels, (5, 5))
+    spread = cv2.blur(pixels * pixels, (5, 5)) - mean * mean
+    flat = (spread < _FLAT_VARIANCE).astype(np.uint8)
+    return cv2.dilate(flat, np.ones((11, 11), np.uint8)) > 0
+
+
 def _orientation_agreement(
     warped: np.ndarray, target: np.ndarray, mask: np.ndarray
-) -> tuple[float, np.ndarray, np.ndarray]:
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
     """Cosine of the two gradient fields over `mask`, and per cell of a grid over the overlap
-    its edge energy and cosine (cells with no edge in either picture are left out)."""
+    its edge energy, cosine and balance: the smaller over the larger of the two pictures'
+    shares of their own edge energy there (near 0 where one picture has no detail: a fill, a
+    pad, a blur; near 1 where both do, as where a subject moved). Cells with no edge in either
+    picture are left out."""
     ax, ay = _gradients(warped)
     bx, by = _gradients(target)
     dot = ax * bx + ay * by
@@ -183,11 +201,11 @@ def _orientation_agreement(
 
     whole = cosine(mask)
     if whole is None:
-        return 0.0, np.zeros(0), np.zeros(0)
+        return 0.0, np.zeros(0), np.zeros(0), np.zeros(0)
+    total_a, total_b = float(na[mask].sum()), float(nb[mask].sum())
     rows, cols = np.nonzero(mask)
     y0, y1, x0, x1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    energy = na + nb
-    energies, cosines = [], []
+    energies, cosines, balances = [], [], []
     for gy in range(_GRID):
         for gx in range(_GRID):
             cell = np.zeros_like(mask)
@@ -197,9 +215,11 @@ def _orientation_agreement(
             cell &= mask
             value = cosine(cell) if cell.any() else None
             if value is not None:
-                energies.append(float(energy[cell].sum()))
+                share_a, share_b = na[cell].sum() / total_a, nb[cell].sum() / total_b
+                energies.append(float(na[cell].sum() + nb[cell].sum()))
                 cosines.append(value)
-    return whole, np.array(energies), np.array(cosines)
+                balances.append(float(min(share_a, share_b) / max(share_a, share_b)))
+    return whole, np.array(energies), np.array(cosines), np.array(balances)
 
 
 def _reframed(model: np.ndarray, a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> float:
@@ -268,9 +288,13 @@ def same_picture(a: LocalFeatures, b: LocalFeatures) -> LocalMatch:
     if covered < MIN_COVERED:
         return _no_match(count, "the pictures barely overlap", scale, covered)
     warped = cv2.warpAffine(a.grey, model, (w, h), flags=cv2.INTER_LINEAR)
-    agreement, energies, cosines = _orientation_agreement(warped, b.grey, mask)
+    compared = mask & ~(_flat(warped) | _flat(b.grey))
+    if compared.sum() < 0.25 * mask.sum():
+        compared = mask  # mostly flat pictures: compare what there is
+    agreement, energies, cosines, balances = _orientation_agreement(warped, b.grey, compared)
     typical = float(np.median(cosines)) if len(cosines) else 0.0
-    local = energies[cosines < typical - LOCAL_DROP].sum() / max(float(energies.sum()), 1e-9)
+    apart = (cosines < typical - LOCAL_DROP) & (balances >= MIN_CELL_BALANCE)
+    local = energies[apart].sum() / max(float(energies.sum()), 1e-9)
     reframed = _reframed(model, a.grey.shape, b.grey.shape)
     recoloured = _recoloured(a, b, model)
     found = (
@@ -360,12 +384,14 @@ def verify_pairs(
 
 
 def moved_subject(m: LocalMatch) -> bool:
-    """A pair in one geometry and one palette whose edges agree except in a region: a subject
-    that moved between two frames (a burst, keyframes of one shot), not a copy. Edited copies
-    (resized, recompressed, cropped, brightened, greyed, blurred, turned) stay at most 0.02
-    here; a recoloured variant's edges differ everywhere a little, so it is never vetoed."""
+    """A pair in one frame, one geometry and one palette whose edges agree except in a region:
+    a subject that moved between two exposures (a burst, keyframes of one shot), not a copy.
+    Edited copies (resized, recompressed, cropped, brightened, greyed, blurred, turned) stay at
+    most 0.02 here; a recoloured variant's edges differ everywhere a little, so it is never
+    vetoed."""
     return (
         m.inliers >= MIN_VETO_INLIERS
+        and m.reframed <= MAX_BURST_REFRAMED
         and m.agreement >= MIN_AGREEMENT
         and m.recoloured < MIN_RECOLOURED
         and m.local_difference > MAX_COPY_LOCAL_DIFFERENCE

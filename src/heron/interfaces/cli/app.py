@@ -556,7 +556,8 @@ def duplicates(
     as_json: JsonOption = False,
 ) -> None:
     """Files that hold the same picture: exact copies, and near-duplicates (resized,
-    recompressed, cropped, padded, brightened, greyed, rotated); burst shots are not."""
+    recompressed, cropped, padded, brightened, greyed, rotated, cut to a portrait strip,
+    recoloured); burst shots are not."""
     with _errors(), _heron() as heron:
         kinds = kind or ["image"]
         if as_json:
