@@ -7,6 +7,7 @@ loopback port. Each test leaves a screenshot in test-artifacts/web/.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -113,6 +114,20 @@ def page(browser, server: str, request: pytest.FixtureRequest) -> Iterator[objec
     tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
     assert not problems, problems
+
+
+@contextlib.contextmanager
+def _tab(browser, base_url: str, **options: object) -> Iterator[object]:
+    """A fresh browser context's page, loaded and ready, closed afterwards."""
+    context = browser.new_context(locale="en-US", base_url=base_url, **options)
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    try:
+        tab.goto("/")
+        tab.wait_for_selector("body[data-ready='1']")
+        yield tab
+    finally:
+        context.close()
 
 
 def search(page, query: str) -> list:
@@ -282,14 +297,7 @@ def test_keyboard_reaches_the_search_box_and_tabs(page) -> None:
 
 
 def test_phone_width_has_no_horizontal_scroll(browser, server, library) -> None:
-    context = browser.new_context(
-        locale="en-US", viewport={"width": 375, "height": 800}, base_url=server
-    )
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    try:
-        tab.goto("/")
-        tab.wait_for_selector("body[data-ready='1']")
+    with _tab(browser, server, viewport={"width": 375, "height": 800}) as tab:
         search(tab, library["records"][1]["en"][0])
         for view in ("search", "vectors", "memory", "duplicates"):
             tab.click(f"nav button[data-view='{view}']")
@@ -299,8 +307,6 @@ def test_phone_width_has_no_horizontal_scroll(browser, server, library) -> None:
         tab.click("nav button[data-view='search']")
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         tab.screenshot(path=str(ARTIFACTS / "test_phone_width.png"), full_page=True)
-    finally:
-        context.close()
 
 
 def test_indexing_view_uploads_and_shows_progress(page) -> None:  # last: it adds a unit
@@ -327,12 +333,7 @@ def keyed_server(library: dict) -> Iterator[tuple[str, str]]:
 
 def test_a_key_signs_the_page_in_and_its_pictures_load(browser, keyed_server, library) -> None:
     url, secret = keyed_server
-    context = browser.new_context(locale="en-US", base_url=url)
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    try:
-        tab.goto("/")
-        tab.wait_for_selector("body[data-ready='1']")
+    with _tab(browser, url) as tab:
         tab.fill("#q", "a dog")
         tab.press("#q", "Enter")
         tab.wait_for_function(
@@ -346,7 +347,7 @@ def test_a_key_signs_the_page_in_and_its_pictures_load(browser, keyed_server, li
             "() => document.getElementById('key-status').textContent.includes('viewer')"
         )
         assert tab.evaluate("localStorage.getItem('heron.key')") is None  # never kept by the page
-        cookies = context.cookies()
+        cookies = tab.context.cookies()
         assert [c["httpOnly"] for c in cookies if c["name"] == "heron_session"] == [True]
         tab.click("nav button[data-view='search']")
         found = search(tab, library["records"][1]["en"][0])
@@ -355,5 +356,3 @@ def test_a_key_signs_the_page_in_and_its_pictures_load(browser, keyed_server, li
         tab.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=image)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         tab.screenshot(path=str(ARTIFACTS / "test_keyed_page.png"), full_page=True)
-    finally:
-        context.close()
