@@ -586,14 +586,14 @@ class Heron:
     def thumbnail_path(self, item: SearchHit | Unit) -> Path | None:
         """The file that shows a hit or unit: its thumbnail, the original of a photo small
         enough to have none, or None (a passage; a missing file)."""
+        if not item.has_picture:
+            return None
         if item.thumbnail:
             shown = self.settings.thumbnails_dir / item.thumbnail
             if not shown.resolve().is_relative_to(self.settings.thumbnails_dir.resolve()):
                 return None  # a key is a name inside the store, never a way out of it
-        elif item.kind == "image":
-            shown = Path(on_disk(item.path))
         else:
-            return None
+            shown = Path(on_disk(item.path))
         return shown if shown.is_file() else None
 
     def _rerank_pixels(self, hit: SearchHit) -> Image.Image | None:

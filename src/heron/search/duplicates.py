@@ -115,9 +115,10 @@ def find_duplicates(
 def _pixels(candidate: Candidate, thumbnails_dir: Path) -> Image.Image | None:
     """The candidate's picture at about `keypoints.LOCAL_SIDE` (JPEG decoded at a reduced
     size): the original when it is a picture file that can be read, else the thumbnail."""
-    for picture in (Path(candidate.path), thumbnails_dir / candidate.thumbnail):
-        if not candidate.thumbnail and picture == thumbnails_dir:
-            continue
+    pictures = [Path(candidate.path)]
+    if candidate.thumbnail:
+        pictures.append(thumbnails_dir / candidate.thumbnail)
+    for picture in pictures:
         try:
             with Image.open(picture) as image:
                 image.draft("RGB", (keypoints.LOCAL_SIDE, keypoints.LOCAL_SIDE))

@@ -93,6 +93,11 @@ class SearchHit:
     # near-duplicates of this hit folded into it (unit ids; `collapse=False` lists them apart)
     duplicates: list[str] = field(default_factory=list)
 
+    @property
+    def has_picture(self) -> bool:
+        """A thumbnail, or a photo small enough to be shown as it is."""
+        return bool(self.thumbnail) or self.kind == "image"
+
     def to_dict(self) -> dict[str, object]:
         data = dict(self.__dict__)
         data["score"] = round(self.score, 6)
@@ -124,6 +129,11 @@ class Unit:
     pointer: dict[str, Any] = field(default_factory=dict)
     source: str = ""
     tags: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_picture(self) -> bool:
+        """A thumbnail, or a photo small enough to be shown as it is."""
+        return bool(self.thumbnail) or self.kind == "image"
 
     def to_dict(self) -> dict[str, object]:
         data = dict(self.__dict__)

@@ -40,6 +40,7 @@ features per picture at 768 px, ~1 ms a pair.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections import OrderedDict
@@ -205,20 +206,20 @@ def _orientation_agreement(
     total_a, total_b = float(na[mask].sum()), float(nb[mask].sum())
     rows, cols = np.nonzero(mask)
     y0, y1, x0, x1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    ys = [y0 + (y1 - y0) * k // _GRID for k in range(_GRID + 1)]
+    xs = [x0 + (x1 - x0) * k // _GRID for k in range(_GRID + 1)]
     energies, cosines, balances = [], [], []
-    for gy in range(_GRID):
-        for gx in range(_GRID):
-            cell = np.zeros_like(mask)
-            cy0, cy1 = y0 + (y1 - y0) * gy // _GRID, y0 + (y1 - y0) * (gy + 1) // _GRID
-            cx0, cx1 = x0 + (x1 - x0) * gx // _GRID, x0 + (x1 - x0) * (gx + 1) // _GRID
-            cell[cy0:cy1, cx0:cx1] = True
-            cell &= mask
-            value = cosine(cell) if cell.any() else None
-            if value is not None:
-                share_a, share_b = na[cell].sum() / total_a, nb[cell].sum() / total_b
-                energies.append(float(na[cell].sum() + nb[cell].sum()))
-                cosines.append(value)
-                balances.append(float(min(share_a, share_b) / max(share_a, share_b)))
+    for cy0, cy1 in itertools.pairwise(ys):
+        for cx0, cx1 in itertools.pairwise(xs):
+            inside = mask[cy0:cy1, cx0:cx1]
+            ea = float(na[cy0:cy1, cx0:cx1][inside].sum())
+            eb = float(nb[cy0:cy1, cx0:cx1][inside].sum())
+            if ea <= 1e-3 or eb <= 1e-3:
+                continue  # no edge in one of them: the cell says nothing
+            cosines.append(float(dot[cy0:cy1, cx0:cx1][inside].sum()) / math.sqrt(ea * eb))
+            energies.append(ea + eb)
+            share_a, share_b = ea / total_a, eb / total_b
+            balances.append(min(share_a, share_b) / max(share_a, share_b))
     return whole, np.array(energies), np.array(cosines), np.array(balances)
 
 
@@ -257,10 +258,12 @@ def _no_match(count: int, reason: str, scale: float = 0.0, covered: float = 0.0)
 
 
 def same_picture(a: LocalFeatures, b: LocalFeatures) -> LocalMatch:
-    """Whether `b` shows the picture `a` shows, cut differently or recoloured, and why.
+    """Whether `b` shows the picture `a` shows, recoloured, cut differently or the same pixels
+    in another framing, and why.
 
-    Pictures in the same framing and colours are left to the thumbnails (the hash path looked
-    at exactly those pixels): two burst frames agree on most keypoints and edges."""
+    Pictures in the same framing and colours whose edges agree only roughly are left to the
+    thumbnails (the hash path looked at exactly those pixels): two burst frames agree on most
+    keypoints and edges."""
     if len(a.points) < MIN_INLIERS or len(b.points) < MIN_INLIERS:
         return _no_match(0, "too few keypoints")
     src, dst = _pairs(a, b)

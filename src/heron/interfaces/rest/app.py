@@ -568,7 +568,7 @@ def _upload(state: _State, instance: Heron, job_id: str, files: list[UploadFile]
 def _thumbnail(state: _State, item_id: str, principal: Principal) -> FileResponse:
     instance = state.heron()
     unit = _unit(state, item_id, principal)
-    if not unit.thumbnail and unit.kind != "image":
+    if not unit.has_picture:
         raise ApiError(404, "no_thumbnail", f"item {item_id} ({unit.kind}) has no thumbnail")
     if not unit.thumbnail:  # a small photo is its own thumbnail
         return _source_file(unit)

@@ -35,9 +35,9 @@ def scrubbed(value: Any) -> Any:
     return value
 
 
-def _urls(unit_id: str, thumbnail: object) -> dict[str, Any]:
+def _urls(unit_id: str, has_picture: bool) -> dict[str, Any]:
     return {
-        "thumbnail_url": f"/v1/items/{unit_id}/thumbnail" if thumbnail else None,
+        "thumbnail_url": f"/v1/items/{unit_id}/thumbnail" if has_picture else None,
         "content_url": f"/v1/items/{unit_id}/content",
     }
 
@@ -59,7 +59,7 @@ def hit_view(hit: SearchHit, explain: bool = False) -> dict[str, Any]:
         "format": hit.format,
         "modified_at": hit.modified_at.isoformat() if hit.modified_at else None,
         "explain": scrubbed(hit.explain) if explain else None,
-        **_urls(hit.id, hit.thumbnail or hit.kind == "image"),
+        **_urls(hit.id, hit.has_picture),
     }
 
 
@@ -82,7 +82,7 @@ def unit_view(unit: Unit) -> dict[str, Any]:
         "pointer": scrubbed(unit.pointer),
         "tags": scrubbed(unit.tags),
         "extra": scrubbed(unit.extra),
-        **_urls(unit.id, unit.thumbnail or unit.kind == "image"),
+        **_urls(unit.id, unit.has_picture),
     }
 
 
@@ -95,7 +95,7 @@ def _duplicate_file_view(item: DuplicateFile) -> dict[str, Any]:
         "bytes": item.bytes,
         "taken_at": item.taken_at.isoformat() if item.taken_at else None,
         "reason": item.reason,
-        **_urls(item.id, "yes"),
+        **_urls(item.id, True),
     }
 
 
